@@ -1,0 +1,3 @@
+from keymux.cli import main
+
+raise SystemExit(main())

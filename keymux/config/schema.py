@@ -1,0 +1,84 @@
+"""The resolved, typed configuration the rest of keymux runs on.
+
+`config/load.py` builds this from a LiteLLM-style YAML file; nothing else reads YAML.
+Secrets (`api_key`, `master_key`) are kept out of `repr` so they never reach a log by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Declared limits of one deployment (or of the quota bucket it shares)."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    rpd: int | None = None
+    tpd: int | None = None
+    max_parallel: int | None = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.rpm, self.tpm, self.rpd, self.tpd, self.max_parallel))
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """One (group, provider, upstream model, key) — a LiteLLM `model_list` entry."""
+
+    id: str  # model_info.id, else "<group>/<index in model_list>"
+    group: str  # model_name: what clients ask for
+    provider: str  # "gemini" | "openai"
+    model: str  # upstream model id, provider prefix removed ("gemini-2.5-pro")
+    api_key: str = field(repr=False)
+    fingerprint: str = ""  # "gem:1a2b3c4d"
+    api_base: str | None = None  # only ever from config
+    project: str | None = None  # keys with one project label share one quota bucket
+    limits: Limits = Limits()
+    weight: float = 1.0
+    order: int | None = None  # lower first; None = no preference
+    timeout: float | None = None  # per-attempt seconds; None = router timeout
+    max_retries: int | None = None
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+
+    @property
+    def bucket(self) -> str:
+        """What quota is counted against: the project when labelled, else the key itself."""
+        return f"project:{self.project}" if self.project else self.fingerprint
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    routing_strategy: str = "simple-shuffle"
+    num_retries: int = 2  # further keys tried after the first, per group
+    timeout: float = 300.0  # per upstream attempt
+    allowed_fails: int = 3  # 5xx/timeouts on one deployment before it cools
+    cooldown_time: float = 60.0  # seconds a deployment cools after allowed_fails
+    retry_after: float = 0.0  # minimum seconds before a cooled deployment is tried again
+    queue_timeout: float = 30.0  # seconds a request may wait for capacity
+    fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    context_window_fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    deployments: tuple[DeploymentConfig, ...]
+    router: RouterSettings = RouterSettings()
+    drop_params: bool = False
+    master_key: str | None = field(default=None, repr=False)
+    verbose: bool = False
+    max_request_bytes: int = 20 * 1024 * 1024
+    # Settings accepted from a LiteLLM config but not active yet ("litellm_settings.cache").
+    inactive: tuple[str, ...] = ()
+    # Unknown keys and other non-fatal findings, already phrased for a human.
+    warnings: tuple[str, ...] = ()
+    source: Path | None = None
+
+    def groups(self) -> dict[str, list[DeploymentConfig]]:
+        out: dict[str, list[DeploymentConfig]] = {}
+        for d in self.deployments:
+            out.setdefault(d.group, []).append(d)
+        return out

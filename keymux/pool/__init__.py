@@ -1,0 +1,3 @@
+from keymux.pool.pool import Lease, Pool
+
+__all__ = ["Lease", "Pool"]

@@ -1,0 +1,66 @@
+"""Runtime view of a configured deployment: its quota scope and the limits that scope obeys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from keymux.config.schema import Config, DeploymentConfig, Limits
+
+
+@dataclass(eq=False)
+class Deployment:
+    cfg: DeploymentConfig
+    scope: str  # "<bucket>|<upstream model>": what quota windows and 429 parking apply to
+    limits: Limits  # declared limits of the scope (smallest declared among deployments sharing it)
+    # Local statistics for routing strategies (per replica; fine for ordering decisions).
+    in_flight: int = 0
+    latency_ewma: float | None = None
+    served: int = 0
+    last_used: float = field(default=0.0)
+
+    @property
+    def id(self) -> str:
+        return self.cfg.id
+
+    @property
+    def fingerprint(self) -> str:
+        return self.cfg.fingerprint
+
+    @property
+    def model(self) -> str:
+        return self.cfg.model
+
+    def observe_latency(self, seconds: float) -> None:
+        prev = self.latency_ewma
+        self.latency_ewma = seconds if prev is None else prev * 0.8 + seconds * 0.2
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def build_deployments(config: Config) -> dict[str, list[Deployment]]:
+    """Deployments per group; deployments sharing (bucket, model) share one scope and its smallest limits."""
+    scope_limits: dict[str, Limits] = {}
+    for d in config.deployments:
+        scope = f"{d.bucket}|{d.model}"
+        prev = scope_limits.get(scope)
+        lim = d.limits
+        if prev is not None:
+            lim = Limits(
+                rpm=_min(prev.rpm, lim.rpm),
+                tpm=_min(prev.tpm, lim.tpm),
+                rpd=_min(prev.rpd, lim.rpd),
+                tpd=_min(prev.tpd, lim.tpd),
+                max_parallel=_min(prev.max_parallel, lim.max_parallel),
+            )
+        scope_limits[scope] = lim
+    groups: dict[str, list[Deployment]] = {}
+    for d in config.deployments:
+        scope = f"{d.bucket}|{d.model}"
+        groups.setdefault(d.group, []).append(Deployment(cfg=d, scope=scope, limits=scope_limits[scope]))
+    return groups

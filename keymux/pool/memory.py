@@ -1,0 +1,204 @@
+"""In-process StateStore: the default for a single keymux process.
+
+Every method runs without suspending, so check-and-reserve is atomic in one event loop.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from keymux.pool.deployment import Deployment
+from keymux.pool.limits import MINUTE, DayCounter, SlidingWindow, next_pacific_midnight
+from keymux.pool.store import Blocked, Park, Reservation, ScopeView, State
+
+INF = float("inf")
+
+
+@dataclass
+class _Scope:
+    minute_requests: SlidingWindow = field(default_factory=SlidingWindow)
+    minute_tokens: SlidingWindow = field(default_factory=SlidingWindow)
+    day: DayCounter = field(default_factory=DayCounter)
+    park: Park | None = None
+    backoff_level: int = 0
+    in_flight: int = 0
+    learned: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Dep:
+    park: Park | None = None
+    failures: deque[float] = field(default_factory=deque)
+
+
+def _effective(declared: int | None, learned: int | None) -> int | None:
+    if declared is None:
+        return learned
+    if learned is None:
+        return declared
+    return min(declared, learned)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._scopes: dict[str, _Scope] = {}
+        self._deps: dict[str, _Dep] = {}
+        self._disabled: dict[str, str] = {}
+
+    def _scope(self, key: str) -> _Scope:
+        s = self._scopes.get(key)
+        if s is None:
+            s = self._scopes[key] = _Scope()
+        return s
+
+    def _dep(self, key: str) -> _Dep:
+        d = self._deps.get(key)
+        if d is None:
+            d = self._deps[key] = _Dep()
+        return d
+
+    # -- admission -------------------------------------------------------------------------
+    def _free_at(self, d: Deployment, s: _Scope, tokens: float, now: float) -> tuple[float, str]:
+        """When this deployment could take the request (now if it can), and why not if later."""
+        if d.fingerprint in self._disabled:
+            return INF, f"disabled ({self._disabled[d.fingerprint]})"
+        dep = self._deps.get(d.id)
+        when, why = now, ""
+        for park in (s.park, dep.park if dep else None):
+            if park is not None and park.until > when:
+                when, why = park.until, park.reason
+        lim = d.limits
+        learned = s.learned
+        rpm = _effective(lim.rpm, learned.get("rpm"))
+        if rpm is not None:
+            t = s.minute_requests.free_at(now, 1, rpm)
+            if t > when:
+                when, why = t, f"rpm {rpm} reached"
+        tpm = _effective(lim.tpm, learned.get("tpm"))
+        if tpm is not None and tokens:
+            t = s.minute_tokens.free_at(now, tokens, tpm)
+            if t > when:
+                when, why = t, f"tpm {tpm} reached" if t < INF else f"request (~{int(tokens)} tokens) exceeds tpm {tpm}"
+        s.day.roll(now)
+        rpd = _effective(lim.rpd, learned.get("rpd"))
+        if rpd is not None and s.day.requests >= rpd:
+            t = next_pacific_midnight(now)
+            if t > when:
+                when, why = t, f"rpd {rpd} reached, back at midnight Pacific"
+        tpd = _effective(lim.tpd, learned.get("tpd"))
+        if tpd is not None and tokens and s.day.tokens + tokens > tpd:
+            t = next_pacific_midnight(now)
+            if t > when:
+                when, why = t, f"tpd {tpd} reached, back at midnight Pacific"
+        return when, why
+
+    async def reserve(self, ordered: Sequence[Deployment], tokens: float, now: float,
+                      metered: bool = True) -> Reservation | Blocked:
+        earliest = INF
+        reasons: dict[str, str] = {}
+        parallel = False
+        for d in ordered:
+            if not metered:
+                if d.fingerprint in self._disabled:
+                    reasons[d.id] = f"disabled ({self._disabled[d.fingerprint]})"
+                    continue
+                return Reservation(deployment=d, tokens=0, at=now)
+            s = self._scope(d.scope)
+            when, why = self._free_at(d, s, tokens, now)
+            if when <= now:
+                cap = d.limits.max_parallel
+                if cap is not None and s.in_flight >= cap:
+                    parallel = True
+                    reasons[d.id] = f"{cap} requests in flight"
+                    continue
+                return self._take(d, s, tokens, now)
+            reasons[d.id] = why
+            earliest = min(earliest, when)
+        return Blocked(earliest=earliest, reasons=reasons, waiting_on_parallel=parallel)
+
+    def _take(self, d: Deployment, s: _Scope, tokens: float, now: float) -> Reservation:
+        s.in_flight += 1
+        s.day.requests += 1
+        s.day.tokens += tokens
+        req = s.minute_requests.add(now, 1)
+        tok = s.minute_tokens.add(now, tokens)
+        return Reservation(deployment=d, tokens=tokens, at=now, handles=[s, req, tok, s.day.day])
+
+    async def settle(self, reservation: Reservation, tokens: float, now: float) -> None:
+        if not reservation.handles:  # unmetered
+            return
+        s, _req, tok, day = reservation.handles
+        assert isinstance(s, _Scope) and isinstance(tok, list)
+        s.in_flight -= 1
+        s.minute_tokens.settle(tok, tokens, now)
+        if s.day.day == day:
+            s.day.tokens += tokens - reservation.tokens
+
+    # -- state changes ---------------------------------------------------------------------
+    async def park_scope(self, scope: str, park: Park) -> None:
+        s = self._scope(scope)
+        if s.park is None or park.until > s.park.until:  # never shorten a park already in force
+            s.park = park
+
+    async def park_deployment(self, deployment_id: str, park: Park) -> None:
+        self._dep(deployment_id).park = park
+
+    async def disable_key(self, fingerprint: str, reason: str) -> None:
+        self._disabled[fingerprint] = reason
+
+    async def enable_key(self, fingerprint: str) -> None:
+        self._disabled.pop(fingerprint, None)
+
+    async def record_failure(self, deployment_id: str, now: float, window: float = MINUTE) -> int:
+        fails = self._dep(deployment_id).failures
+        fails.append(now)
+        while fails and fails[0] <= now - window:
+            fails.popleft()
+        return len(fails)
+
+    async def record_success(self, deployment: Deployment) -> None:
+        s = self._scopes.get(deployment.scope)
+        if s is not None:
+            s.backoff_level = 0
+        dep = self._deps.get(deployment.id)
+        if dep is not None:
+            dep.failures.clear()
+
+    async def next_backoff(self, scope: str) -> int:
+        s = self._scope(scope)
+        s.backoff_level += 1
+        return s.backoff_level
+
+    async def learn_limit(self, scope: str, name: str, value: int) -> None:
+        self._scope(scope).learned[name] = value
+
+    # -- views -----------------------------------------------------------------------------
+    def view(self, d: Deployment, now: float) -> ScopeView:
+        s = self._scope(d.scope)
+        s.day.roll(now)
+        state, until, reason = State.READY, None, ""
+        if d.fingerprint in self._disabled:
+            state, reason = State.DISABLED, self._disabled[d.fingerprint]
+        else:
+            dep = self._deps.get(d.id)
+            for park in (s.park, dep.park if dep else None):
+                if park is not None and park.until > now and (until is None or park.until > until):
+                    state, until, reason = park.state, park.until, park.reason
+            if state is State.READY:
+                when, why = self._free_at(d, s, 0, now)
+                if when > now:
+                    daily = "midnight" in why
+                    state, until, reason = (State.EXHAUSTED if daily else State.COOLING), when, why
+        return ScopeView(
+            state=state,
+            until=until,
+            reason=reason,
+            rpm_used=s.minute_requests.total(now),
+            tpm_used=s.minute_tokens.total(now),
+            rpd_used=s.day.requests,
+            tpd_used=s.day.tokens,
+            in_flight=s.in_flight,
+            learned=dict(s.learned),
+        )

@@ -1,0 +1,292 @@
+"""The pool: which key may take this request now, or when will one be free?
+
+`acquire` ranks a group's deployments with the routing strategy and asks the store to reserve
+the first with room. When none has room, the request waits in one FIFO queue (shared by all
+groups, since groups can share keys) until the earliest deployment frees up, or is refused at
+once with an honest retry-after when that moment lies beyond the time it may wait.
+`report` turns an upstream verdict into key state (park, disable, count failures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable, Sequence
+
+from keymux.clock import Clock, Timer
+from keymux.config.schema import RouterSettings
+from keymux.errors import NoCapacity
+from keymux.pool.deployment import Deployment
+from keymux.pool.limits import next_pacific_midnight
+from keymux.pool.store import Blocked, Park, Reservation, State, StateStore
+from keymux.pool.strategies import Strategy, apply_order, make_strategy
+from keymux.providers.base import Outcome, Verdict
+
+log = logging.getLogger("keymux.pool")
+
+PARK_MARGIN = 0.5  # seconds added to Google's retryDelay: its clock and ours are not the same clock
+BACKOFF_BASE, BACKOFF_CAP = 5.0, 300.0
+
+
+@dataclass(eq=False)
+class Lease:
+    """One admitted attempt on one deployment. Release exactly once."""
+
+    reservation: Reservation
+    pool: Pool
+    started: float
+    released: bool = False
+
+    @property
+    def deployment(self) -> Deployment:
+        return self.reservation.deployment
+
+    async def release(self, verdict: Verdict, tokens: float | None = None) -> None:
+        if self.released:
+            return
+        self.released = True
+        await self.pool._release(self, verdict, tokens)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    group: str
+    candidates: list[Deployment]
+    ids: frozenset[str]
+    tokens: float
+    arrived: float
+    deadline: float
+    future: asyncio.Future[Reservation] = field(repr=False)
+    timer: Timer | None = None
+
+
+def _fmt_wait(seconds: float) -> str:
+    if seconds < 90:
+        return f"{math.ceil(seconds)} s"
+    if seconds < 5400:
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _fmt_clock(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S UTC")
+
+
+class Pool:
+    def __init__(self, groups: dict[str, list[Deployment]], settings: RouterSettings,
+                 store: StateStore, clock: Clock) -> None:
+        self.groups = groups
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.strategy: Strategy = make_strategy(settings.routing_strategy)
+        self._waiters: list[_Waiter] = []
+        self._drain_timer: Timer | None = None
+        self._draining = False
+        self._redrain = False
+
+    # -- admission -------------------------------------------------------------------------
+    def candidates(self, group: str, exclude: Iterable[str] = ()) -> list[Deployment]:
+        excluded = set(exclude)
+        return [d for d in self.groups.get(group, ()) if d.fingerprint not in excluded]
+
+    async def acquire(self, group: str, tokens: float, *, exclude: Sequence[str] = (),
+                      wait: float | None = None, metered: bool = True) -> Lease:
+        """Reserve a deployment of `group` for one attempt, waiting up to `wait` seconds (FIFO).
+
+        Unmetered calls (countTokens) skip the quota windows and only avoid disabled keys."""
+        now = self.clock.time()
+        cands = self.candidates(group, exclude)
+        if not cands:
+            raise NoCapacity(f"no key left to try for {group}", retry_after=None)
+        if not metered:
+            result = await self.store.reserve(self._rank(group, cands), 0, now, metered=False)
+            if isinstance(result, Reservation):
+                return self._lease(result, now)
+            raise self._no_capacity(group, cands, result, now)
+        ids = frozenset(d.id for d in cands)
+        queued_ahead = any(w.ids & ids for w in self._waiters)
+        result: Reservation | Blocked | None = None
+        if not queued_ahead:
+            result = await self.store.reserve(self._rank(group, cands), tokens, now)
+            if isinstance(result, Reservation):
+                return self._lease(result, now)
+        max_wait = self.settings.queue_timeout if wait is None else wait
+        if isinstance(result, Blocked):
+            self._refuse_if_hopeless(group, cands, result, now, now + max_wait)
+        fut: asyncio.Future[Reservation] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(group, cands, ids, tokens, now, now + max_wait, fut)
+        waiter.timer = self.clock.call_at(waiter.deadline, lambda: self._expire(waiter))
+        self._waiters.append(waiter)
+        if result is None or queued_ahead:
+            self._kick()
+        else:
+            self._schedule(result.earliest)
+        try:
+            reservation = await fut
+        except asyncio.CancelledError:
+            self._forget(waiter)
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                # Admitted in the same instant the client went away: give the capacity back.
+                await self.store.settle(fut.result(), 0, self.clock.time())
+                self._kick()
+            raise
+        return self._lease(reservation, self.clock.time())
+
+    def _rank(self, group: str, cands: list[Deployment]) -> list[Deployment]:
+        return apply_order(self.strategy.rank(group, cands))
+
+    def _lease(self, reservation: Reservation, now: float) -> Lease:
+        d = reservation.deployment
+        d.in_flight += 1
+        d.last_used = now
+        return Lease(reservation=reservation, pool=self, started=now)
+
+    def _refuse_if_hopeless(self, group: str, cands: list[Deployment], blocked: Blocked,
+                            now: float, deadline: float) -> None:
+        if blocked.waiting_on_parallel:
+            return  # a deployment is only busy with in-flight requests: one will finish
+        if blocked.earliest <= deadline and blocked.earliest < math.inf:
+            return
+        raise self._no_capacity(group, cands, blocked, now)
+
+    def _no_capacity(self, group: str, cands: list[Deployment], blocked: Blocked, now: float) -> NoCapacity:
+        n = len(cands)
+        keys = "key" if n == 1 else f"all {n} keys"
+        reasons = sorted(set(blocked.reasons.values()))
+        why = "; ".join(reasons[:3]) if reasons else "no capacity"
+        if blocked.earliest == math.inf:
+            return NoCapacity(f"{keys} for {group} are unavailable ({why}); none will free up on its own",
+                              retry_after=None)
+        wait = max(0.0, blocked.earliest - now)
+        return NoCapacity(
+            f"{keys} for {group} are busy ({why}); the first is free in {_fmt_wait(wait)}"
+            f" (at {_fmt_clock(blocked.earliest)})",
+            retry_after=wait,
+        )
+
+    # -- the queue -------------------------------------------------------------------------
+    def _expire(self, waiter: _Waiter) -> None:
+        if waiter.future.done():
+            return
+        self._forget(waiter)
+        now = self.clock.time()
+        waiter.future.set_exception(NoCapacity(
+            f"waited {_fmt_wait(now - waiter.arrived)} for a key of {waiter.group}; none freed up in time",
+            retry_after=self._earliest_hint(waiter, now),
+        ))
+
+    def _earliest_hint(self, waiter: _Waiter, now: float) -> float:
+        hints = [self.store.view(d, now).until for d in waiter.candidates]
+        known = [h - now for h in hints if h is not None and h > now]
+        return min(known) if known else 1.0  # busy with in-flight requests only: soon
+
+    def _forget(self, waiter: _Waiter) -> None:
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+
+    def _schedule(self, when: float) -> None:
+        if when == math.inf:
+            return
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        self._drain_timer = self.clock.call_at(when, self._kick)
+
+    def _kick(self) -> None:
+        if not self._waiters:
+            return
+        if self._draining:
+            self._redrain = True
+            return
+        asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Offer freed capacity to waiters in arrival order; each takes what fits it."""
+        self._draining = True
+        try:
+            while True:
+                self._redrain = False
+                earliest = math.inf
+                for waiter in list(self._waiters):
+                    if waiter.future.done():
+                        continue
+                    now = self.clock.time()
+                    result = await self.store.reserve(self._rank(waiter.group, waiter.candidates), waiter.tokens, now)
+                    if waiter.future.done():  # expired or cancelled while we asked
+                        if isinstance(result, Reservation):
+                            await self.store.settle(result, 0, now)
+                        continue
+                    if isinstance(result, Reservation):
+                        self._forget(waiter)
+                        waiter.future.set_result(result)
+                        continue
+                    if result.earliest > waiter.deadline and not result.waiting_on_parallel:
+                        self._forget(waiter)
+                        waiter.future.set_exception(self._no_capacity(waiter.group, waiter.candidates, result, now))
+                        continue
+                    earliest = min(earliest, result.earliest)
+                if not self._redrain:
+                    break
+        finally:
+            self._draining = False
+        if self._waiters:
+            self._schedule(earliest)
+
+    # -- verdicts --------------------------------------------------------------------------
+    async def _release(self, lease: Lease, verdict: Verdict, tokens: float | None) -> None:
+        d = lease.deployment
+        now = self.clock.time()
+        d.in_flight -= 1
+        await self.store.settle(lease.reservation, lease.reservation.tokens if tokens is None else tokens, now)
+        await self.report(d, verdict, now, latency=now - lease.started)
+        self._kick()
+
+    async def report(self, d: Deployment, verdict: Verdict, now: float, latency: float | None = None) -> None:
+        outcome = verdict.outcome
+        if outcome is Outcome.OK:
+            d.served += 1
+            if verdict.until is not None:  # e.g. x-ratelimit-remaining-requests: 0
+                await self._park_scope(d, Park(verdict.until, State.COOLING, verdict.reason))
+            if latency is not None:
+                d.observe_latency(latency)
+            await self.store.record_success(d)
+            return
+        if verdict.learned_limit is not None:
+            name, value = verdict.learned_limit
+            await self.store.learn_limit(d.scope, name, value)
+        if outcome is Outcome.RATE_LIMITED:
+            delay = verdict.retry_after if verdict.retry_after is not None else BACKOFF_BASE
+            delay = max(delay, self.settings.retry_after)
+            await self._park_scope(d, Park(now + delay + PARK_MARGIN, State.COOLING, verdict.reason))
+        elif outcome is Outcome.DAILY_EXHAUSTED:
+            until = verdict.until or next_pacific_midnight(now)
+            await self._park_scope(d, Park(until, State.EXHAUSTED, verdict.reason))
+        elif outcome is Outcome.BACKOFF:
+            level = await self.store.next_backoff(d.scope)
+            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (level - 1))
+            if verdict.retry_after is not None:
+                delay = max(delay, verdict.retry_after)
+            await self._park_scope(d, Park(now + delay, State.COOLING, f"{verdict.reason}; backing off {_fmt_wait(delay)}"))
+        elif outcome is Outcome.INVALID_KEY:
+            await self.store.disable_key(d.fingerprint, verdict.reason)
+            log.warning("key %s disabled: %s", d.fingerprint, verdict.reason)
+        elif outcome in (Outcome.UPSTREAM_ERROR, Outcome.TIMEOUT):
+            fails = await self.store.record_failure(d.id, now, 60.0)
+            if fails >= self.settings.allowed_fails:
+                until = now + self.settings.cooldown_time
+                reason = f"{fails} failures in 60 s (last: {verdict.reason})"
+                await self.store.park_deployment(d.id, Park(until, State.COOLING, reason))
+                log.warning("key %s %s cooling until %s: %s", d.fingerprint, d.model, _fmt_clock(until), reason)
+
+    async def _park_scope(self, d: Deployment, park: Park) -> None:
+        await self.store.park_scope(d.scope, park)
+        what = "exhausted" if park.state is State.EXHAUSTED else "cooling"
+        log.warning("key %s %s %s until %s: %s", d.fingerprint, d.model, what, _fmt_clock(park.until), park.reason)
+        self._kick()

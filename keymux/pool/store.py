@@ -1,0 +1,85 @@
+"""The seam between pool decisions and where key state lives (memory now, Redis for replicas).
+
+A store answers one atomic question per admission: "take the first of these deployments that
+has room for this request right now, or tell me when the earliest one will".
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+from keymux.pool.deployment import Deployment
+
+
+class State(enum.Enum):
+    READY = "ready"
+    COOLING = "cooling"  # per-minute quota, retry delay, backoff, too many failures
+    EXHAUSTED = "exhausted"  # per-day quota: out until midnight Pacific
+    DISABLED = "disabled"  # invalid / leaked / suspended key, or disabled by an operator
+
+
+@dataclass(frozen=True)
+class Park:
+    until: float
+    state: State
+    reason: str
+
+
+@dataclass
+class Reservation:
+    deployment: Deployment
+    tokens: float  # estimated tokens reserved
+    at: float
+    handles: list[object] = field(default_factory=list)  # store-specific, to settle later
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Nothing fits now. `earliest` is when the first candidate could (inf: none ever will)."""
+
+    earliest: float
+    # Per deployment id: why it cannot take the request now (for error messages and logs).
+    reasons: dict[str, str]
+    waiting_on_parallel: bool = False  # some candidate is only full of in-flight requests
+
+
+@dataclass(frozen=True)
+class ScopeView:
+    """What /health and (later) the admin API show of one deployment."""
+
+    state: State
+    until: float | None
+    reason: str
+    rpm_used: float
+    tpm_used: float
+    rpd_used: int
+    tpd_used: float
+    in_flight: int
+    learned: dict[str, int]
+
+
+class StateStore(Protocol):
+    async def reserve(self, ordered: Sequence[Deployment], tokens: float, now: float,
+                      metered: bool = True) -> Reservation | Blocked: ...
+
+    async def settle(self, reservation: Reservation, tokens: float, now: float) -> None: ...
+
+    async def park_scope(self, scope: str, park: Park) -> None: ...
+
+    async def park_deployment(self, deployment_id: str, park: Park) -> None: ...
+
+    async def disable_key(self, fingerprint: str, reason: str) -> None: ...
+
+    async def enable_key(self, fingerprint: str) -> None: ...
+
+    async def record_failure(self, deployment_id: str, now: float, window: float) -> int: ...
+
+    async def record_success(self, deployment: Deployment) -> None: ...
+
+    async def next_backoff(self, scope: str) -> int: ...
+
+    async def learn_limit(self, scope: str, name: str, value: int) -> None: ...
+
+    def view(self, deployment: Deployment, now: float) -> ScopeView: ...

@@ -1,0 +1,91 @@
+"""Routing strategies: the order in which a group's deployments are offered to the store.
+
+The store takes the first deployment in that order that has room, so a strategy only ranks;
+it never has to know about limits or key state. LiteLLM's `order` is applied first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Callable, Protocol, Sequence
+
+from keymux.pool.deployment import Deployment
+
+
+class Strategy(Protocol):
+    def rank(self, group: str, deployments: Sequence[Deployment]) -> list[Deployment]: ...
+
+
+class SimpleShuffle:
+    """Weighted random order (weight, else rpm/tpm as weight, like LiteLLM)."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng or random.Random()
+
+    def rank(self, group: str, deployments: Sequence[Deployment]) -> list[Deployment]:
+        if len(deployments) < 2:
+            return list(deployments)
+        rnd = self._rng.random
+        # Efraimidis-Spirakis: sorting by u^(1/w) is a weighted permutation without replacement.
+        def key(d: Deployment) -> float:
+            w = d.cfg.weight if d.cfg.weight > 0 else 1e-9
+            return float(rnd() ** (1.0 / w))
+
+        return sorted(deployments, key=key, reverse=True)
+
+
+class RoundRobin:
+    def __init__(self) -> None:
+        self._counters: dict[str, itertools.count[int]] = {}
+
+    def rank(self, group: str, deployments: Sequence[Deployment]) -> list[Deployment]:
+        counter = self._counters.get(group)
+        if counter is None:
+            counter = self._counters[group] = itertools.count()
+        n = len(deployments)
+        if n < 2:
+            return list(deployments)
+        start = next(counter) % n
+        return list(deployments[start:]) + list(deployments[:start])
+
+
+class _SortBy:
+    """Stable sort by a key, ties broken by least recently used so equal keys still rotate."""
+
+    def __init__(self, key: Callable[[Deployment], float]) -> None:
+        self._key = key
+
+    def rank(self, group: str, deployments: Sequence[Deployment]) -> list[Deployment]:
+        key = self._key
+        return sorted(deployments, key=lambda d: (key(d), d.last_used))
+
+
+def _usage_share(d: Deployment) -> float:
+    rpm = d.limits.rpm
+    return d.in_flight + (d.served / rpm if rpm else d.served * 1e-6)
+
+
+def _latency(d: Deployment) -> float:
+    return -1.0 if d.latency_ewma is None else d.latency_ewma  # untried first, to learn them
+
+
+STRATEGIES: dict[str, Callable[[], Strategy]] = {
+    "simple-shuffle": SimpleShuffle,
+    "round-robin": RoundRobin,
+    "least-busy": lambda: _SortBy(lambda d: float(d.in_flight)),
+    "usage-based-routing": lambda: _SortBy(_usage_share),
+    "usage-based-routing-v2": lambda: _SortBy(_usage_share),
+    "latency-based-routing": lambda: _SortBy(_latency),
+}
+
+
+def make_strategy(name: str) -> Strategy:
+    return STRATEGIES[name]()
+
+
+def apply_order(ranked: list[Deployment]) -> list[Deployment]:
+    """LiteLLM `order`: lower order first (stable, so the strategy's ranking holds within an order)."""
+    if all(d.cfg.order is None for d in ranked):
+        return ranked
+    return sorted(ranked, key=lambda d: d.cfg.order if d.cfg.order is not None else 1 << 30)

@@ -1,0 +1,38 @@
+"""What the relay needs from an upstream API, and the verdict on each answer.
+
+A provider knows how to address and authenticate a call and how to read an
+upstream answer into a `Verdict`. It never decides which key to use.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    RATE_LIMITED = "rate_limited"  # per-minute quota / retry delay: park (bucket, model) until `until`
+    DAILY_EXHAUSTED = "daily_exhausted"  # per-day quota: park (bucket, model) until Pacific midnight
+    BACKOFF = "backoff"  # 429 without details: exponential backoff on (bucket, model)
+    INVALID_KEY = "invalid_key"  # invalid / leaked / suspended / API disabled: disable the key
+    UPSTREAM_ERROR = "upstream_error"  # 5xx, overload: retry elsewhere, count toward allowed_fails
+    TIMEOUT = "timeout"  # same as UPSTREAM_ERROR, kept apart for metrics
+    CLIENT_ERROR = "client_error"  # the request's fault: return as is, no retry, no blame
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reason: str = ""  # human readable, no secrets ("per-minute quota, Google asked to wait 26 s")
+    retry_after: float | None = None  # seconds, from RetryInfo / retry-after headers
+    until: float | None = None  # absolute clock time the key/model is out until, when known
+    learned_limit: tuple[str, int] | None = None  # e.g. ("rpd", 20) read from a 429 body
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome not in (Outcome.OK, Outcome.CLIENT_ERROR)

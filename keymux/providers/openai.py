@@ -1,0 +1,79 @@
+"""OpenAI and OpenAI-compatible upstreams: addressing, auth, and rate-limit signals."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import orjson
+
+from keymux.providers.base import Outcome, Verdict
+from keymux.providers.durations import parse_go_duration, parse_retry_after, retry_in_message
+
+DEFAULT_BASE = "https://api.openai.com/v1"
+BILLING_PARK = 3600.0  # insufficient_quota is billing, not a window: look again in an hour
+
+
+def chat_url(api_base: str | None) -> str:
+    base = (api_base or DEFAULT_BASE).rstrip("/")
+    return f"{base}/chat/completions"
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
+
+
+def error_object(body: bytes) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    if isinstance(doc, list) and doc:  # Google's OpenAI-compatible endpoint wraps errors in an array
+        doc = doc[0]
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        return doc["error"]
+    return {}
+
+
+def _header_delay(headers: Mapping[str, str], now: float) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    return parse_retry_after(headers.get("retry-after"), now)
+
+
+def _reset_delay(headers: Mapping[str, str]) -> float | None:
+    delays = [parse_go_duration(headers.get(h, "")) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
+    known = [d for d in delays if d is not None]
+    return max(known) if known else None
+
+
+def classify(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Verdict:
+    if status < 300:
+        if headers.get("x-ratelimit-remaining-requests") == "0":
+            delay = parse_go_duration(headers.get("x-ratelimit-reset-requests", ""))
+            if delay:
+                return Verdict(Outcome.OK, reason="no requests left in the upstream window", until=now + delay)
+        return Verdict(Outcome.OK)
+    err = error_object(body)
+    message = str(err.get("message", ""))
+    code = str(err.get("code") or err.get("type") or "")
+    if status == 429:
+        if code == "insufficient_quota":
+            return Verdict(Outcome.DAILY_EXHAUSTED, reason="insufficient quota (billing)", until=now + BILLING_PARK)
+        delay = _header_delay(headers, now)
+        if delay is None:
+            delay = retry_in_message(message)
+        if delay is None:
+            delay = _reset_delay(headers)
+        if delay is None:
+            return Verdict(Outcome.BACKOFF, reason="429 without a retry delay")
+        return Verdict(Outcome.RATE_LIMITED, reason=f"rate limited, upstream asked to wait {delay:.1f} s",
+                       retry_after=delay)
+    if status == 401 or code in ("invalid_api_key", "account_deactivated"):
+        return Verdict(Outcome.INVALID_KEY, reason=f"key rejected ({code or status})")
+    if status >= 500 or status == 408:
+        return Verdict(Outcome.UPSTREAM_ERROR, reason=f"{status} {message[:80]}".strip())
+    return Verdict(Outcome.CLIENT_ERROR, reason=f"{status} {message[:120]}")
