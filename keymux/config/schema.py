@@ -34,7 +34,7 @@ class DeploymentConfig:
     model: str  # upstream model id, provider prefix removed ("gemini-2.5-pro")
     api_key: str = field(repr=False)
     fingerprint: str = ""  # "gem:1a2b3c4d"
-    api_base: str | None = None  # only ever from config
+    api_base: str | None = field(default=None, repr=False)  # only ever from config; may embed credentials
     project: str | None = None  # keys with one project label share one quota bucket
     limits: Limits = Limits()
     weight: float = 1.0

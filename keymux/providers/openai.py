@@ -19,6 +19,8 @@ def chat_url(api_base: str | None) -> str:
 
 
 def auth_headers(api_key: str) -> dict[str, str]:
+    if not api_key:  # a keyless OpenAI-compatible server (e.g. a local model server)
+        return {"content-type": "application/json"}
     return {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
 
 

@@ -1,0 +1,313 @@
+"""LiteLLM `model_list` -> `DeploymentConfig`s.
+
+One entry becomes one deployment per key. Keys come from `litellm_params.api_key` (a string, `os.environ/VAR`,
+or, as keymux extensions, a list of those or an env-var glob `os.environ/GEMINI_KEY_*`; `keys:` is an alias for
+the list form). Entries for providers keymux does not serve yet are skipped with a warning so that the rest of
+a user's LiteLLM config still runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keymux.config.fields import ENV_PREFIX, Fields, join_path
+from keymux.config.fields import show_value as sv
+from keymux.config.schema import DeploymentConfig, Limits
+from keymux.fingerprint import fingerprint
+
+SUPPORTED_PROVIDERS = ("gemini", "openai")
+_OPENAI_BARE = ("gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "dall-e-", "tts-", "whisper-",
+                "omni-moderation")
+_GEMINI_BARE = ("gemini-", "gemma-", "learnlm-")
+_ANTHROPIC_BARE = ("claude-",)
+_DEFAULT_KEY_ENV = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
+
+_LIMITS = (("rpm", "rpm"), ("tpm", "tpm"), ("rpd", "rpd"), ("tpd", "tpd"),
+           ("max_parallel_requests", "max_parallel"))
+# Settings that may also sit at the entry level or in model_info; litellm_params wins.
+_SHARED = tuple(k for k, _ in _LIMITS) + ("project",)
+
+_PARAMS = frozenset(("model", "api_key", "keys", "api_base", "custom_llm_provider", "weight", "order",
+                     "timeout", "max_retries", "num_retries", "input_cost_per_token",
+                     "output_cost_per_token") + _SHARED)
+# Real LiteLLM params keymux does not act on: a softer warning than for typos.
+_LITELLM_UNSUPPORTED = frozenset((
+    "api_version", "organization", "stream_timeout", "drop_params", "tags", "extra_headers", "headers",
+    "temperature", "max_tokens", "top_p", "seed", "safety_settings", "mock_response", "use_in_pass_through",
+    "input_cost_per_second", "output_cost_per_second", "litellm_credential_name", "merge_reasoning_content_in_choices",
+    "configurable_clientside_auth_params", "litellm_trace_id", "region_name", "base_model",
+))
+_ENTRY = frozenset(("model_name", "litellm_params", "model_info") + _SHARED)
+_MODEL_INFO = frozenset(("id", "input_cost_per_token", "output_cost_per_token") + _SHARED)
+# LiteLLM model_info metadata: informative, harmless, not warned about.
+_MODEL_INFO_METADATA = frozenset((
+    "mode", "base_model", "max_tokens", "max_input_tokens", "max_output_tokens", "description", "access_groups",
+    "team_id", "team_public_model_name", "tier", "db_model", "litellm_provider", "health_check_model",
+    "health_check_timeout", "updated_at", "updated_by", "created_at", "created_by", "key", "output_vector_size",
+))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a model_list entry came from (the main file, or one named by `include:`)."""
+
+    fields: Fields
+    index: int  # in its own file's model_list (for paths)
+    position: int  # in the merged model_list (for generated ids)
+
+    @property
+    def path(self) -> str:
+        return f"model_list[{self.index}]"
+
+
+@dataclass
+class ModelList:
+    deployments: list[DeploymentConfig]
+    # Groups whose every deployment was skipped (unsupported provider): fallbacks to them are dropped, not errors.
+    skipped_groups: set[str]
+
+
+def split_model(model: str, api_base: str | None, custom_provider: str | None) -> tuple[str, str]:
+    """(provider, upstream model). The provider may be one keymux does not support, or "" when unknown."""
+    if custom_provider:
+        prefix, _, rest = model.partition("/")
+        if prefix == custom_provider and rest:
+            model = rest
+        return custom_provider, model
+    prefix, slash, rest = model.partition("/")
+    if slash:
+        return prefix, rest
+    if api_base:
+        return "openai", model
+    if model.startswith(_OPENAI_BARE):
+        return "openai", model
+    if model.startswith(_GEMINI_BARE):
+        return "gemini", model
+    if model.startswith(_ANTHROPIC_BARE):
+        return "anthropic", model
+    return "", model
+
+
+def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = None) -> ModelList:
+    if value is None:
+        raise f.error("model_list", "a list of deployments (model_name + litellm_params)",
+                      message="missing: the config needs a model_list with at least one deployment")
+    if not isinstance(value, list):
+        raise f.error("model_list", "a list of deployments (model_name + litellm_params)", value)
+    if not value:
+        raise f.error("model_list", "a list of deployments (model_name + litellm_params)",
+                      message="is empty: the config needs at least one deployment")
+    out: list[DeploymentConfig] = []
+    seen_ids: dict[str, str] = {}
+    declared_groups: set[str] = set()
+    for i, entry in enumerate(value):
+        origin = origins[i] if origins else Origin(f, i, i)
+        group, deployments = _parse_entry(entry, origin)
+        declared_groups.add(group)
+        for d, id_path in deployments:
+            if d.id in seen_ids:
+                raise origin.fields.error(id_path, "a deployment id used only once",
+                                          message=f"duplicate deployment id '{sv(d.id)}' "
+                                                  f"(also used by {seen_ids[d.id]})")
+            seen_ids[d.id] = id_path if origin.fields is f else f"{origin.fields.file}: {id_path}"
+            out.append(d)
+    if not out:
+        raise f.error("model_list", "at least one deployment keymux can serve (gemini or openai)",
+                      message="no deployment left: every entry was skipped (see the warnings); "
+                              "keymux serves gemini/ and openai/ models")
+    _check_shared_buckets(out, f)
+    _check_duplicates(out, f)
+    served = {d.group for d in out}
+    return ModelList(out, declared_groups - served)
+
+
+def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[DeploymentConfig, str]]]:
+    f, path = origin.fields, origin.path
+    entry = f.mapping(entry, path, what="a mapping with model_name and litellm_params")
+    for key in entry:
+        if key not in _ENTRY:
+            f.unknown(path, key)
+    if "model_name" not in entry:
+        raise f.error(f"{path}.model_name", "the model group name clients ask for",
+                      message="missing: every model_list entry needs a model_name")
+    group = f.string(entry["model_name"], f"{path}.model_name", resolve=False)
+    pp = f"{path}.litellm_params"
+    if "litellm_params" not in entry:
+        raise f.error(pp, "a mapping with at least `model`",
+                      message="missing: every model_list entry needs litellm_params")
+    params = f.mapping(entry["litellm_params"], pp)
+    info_path = f"{path}.model_info"
+    info = f.mapping(entry.get("model_info"), info_path)
+
+    if "model" not in params:
+        raise f.error(f"{pp}.model", "an upstream model like gemini/gemini-2.5-flash",
+                      message="missing: litellm_params needs a model (e.g. gemini/gemini-2.5-flash)")
+    model_path = f"{pp}.model"
+    model = f.string(params["model"], model_path)
+    api_base = None
+    if "api_base" in params:
+        api_base = f.string(params["api_base"], f"{pp}.api_base",
+                            what="a URL starting with http:// or https://").rstrip("/")
+        if not api_base.startswith(("http://", "https://")):
+            raise f.error(f"{pp}.api_base", "a URL starting with http:// or https://", api_base,
+                          secret=params["api_base"] != api_base)  # not echoed when it came from the env
+    custom = None
+    if "custom_llm_provider" in params:
+        custom = f.string(params["custom_llm_provider"], f"{pp}.custom_llm_provider", resolve=False)
+    provider, upstream = split_model(model, api_base, custom)
+
+    if "*" in group or "*" in upstream:
+        f.warn(f"{model_path}: wildcard model routing ('{sv(group)}' -> '{sv(model)}') is not supported yet, "
+               "deployment skipped")
+        return group, []
+    if provider not in SUPPORTED_PROVIDERS:
+        if provider:
+            hint = " (for an OpenAI-compatible server write openai/<model> with api_base)" if api_base else ""
+            f.warn(f"{model_path}: provider '{sv(provider)}' is not supported yet, deployment skipped{hint}")
+        else:
+            f.warn(f"{model_path}: cannot tell which provider serves '{sv(model)}', deployment skipped "
+                   "(write gemini/<model> or openai/<model>)")
+        return group, []
+    if not upstream:
+        raise f.error(model_path, "provider/model, e.g. gemini/gemini-2.5-flash",
+                      message=f"no model name after '{sv(provider)}/'")
+
+    for key in params:
+        if key in _PARAMS:
+            continue
+        if key in _LITELLM_UNSUPPORTED:
+            f.warn(f"{join_path(pp, key)}: LiteLLM setting not supported by keymux, ignored")
+        else:
+            f.unknown(pp, key)
+    for key in info:
+        if key not in _MODEL_INFO and key not in _MODEL_INFO_METADATA and not str(key).startswith("supports_"):
+            f.unknown(info_path, key)
+
+    sources = ((params, pp), (entry, path), (info, info_path))
+
+    def pick(name: str) -> tuple[object, str] | None:
+        for src, src_path in sources:
+            if name in src:
+                return src[name], f"{src_path}.{name}"
+        return None
+
+    limits = {}
+    for name, attr in _LIMITS:
+        found = pick(name)
+        limits[attr] = None if found is None else f.integer(*found)
+    project = None
+    if (found := pick("project")) is not None:
+        project = f.string(*found, what="a project label")
+
+    def opt(name: str, reader, src=params, src_path=pp, **kw):
+        return reader(src[name], f"{src_path}.{name}", **kw) if name in src else None
+
+    weight = opt("weight", f.number)
+    order = opt("order", f.integer)
+    timeout = opt("timeout", f.number, positive=True)
+    max_retries = opt("max_retries", f.integer)
+    if max_retries is None:
+        max_retries = opt("num_retries", f.integer)
+    costs = []
+    for name in ("input_cost_per_token", "output_cost_per_token"):
+        cost = opt(name, f.number)
+        if cost is None:
+            cost = opt(name, f.number, src=info, src_path=info_path)
+        costs.append(cost)
+
+    base_id, id_path = f"{group}/{origin.position}", f"{path}.model_name"
+    if "id" in info:
+        id_path = f"{info_path}.id"
+        base_id = f.string(info["id"], id_path, resolve=False)
+
+    keys, multi = _keys(params, pp, provider, api_base, f)
+    out = []
+    for n, (key, key_fp) in enumerate(keys, start=1):
+        d = DeploymentConfig(
+            id=f"{base_id}#{n}" if multi else base_id, group=group, provider=provider, model=upstream,
+            api_key=key, fingerprint=key_fp, api_base=api_base, project=project, limits=Limits(**limits),
+            weight=1.0 if weight is None else weight, order=order, timeout=timeout, max_retries=max_retries,
+            input_cost_per_token=costs[0], output_cost_per_token=costs[1])
+        out.append((d, id_path))
+    return group, out
+
+
+def _keys(params: dict, pp: str, provider: str, api_base: str | None,
+          f: Fields) -> tuple[list[tuple[str, str]], bool]:
+    """[(key, fingerprint)], and whether the entry lists several keys (ids then get a `#n` suffix)."""
+    if "api_key" in params and "keys" in params:
+        raise f.error(f"{pp}.keys", "either api_key or keys, not both",
+                      message="api_key and keys are both set: use one of them")
+    name = "api_key" if "api_key" in params else "keys" if "keys" in params else None
+    if name is None:
+        for var in _DEFAULT_KEY_ENV.get(provider, ()):
+            if f.env.get(var):
+                f.warn(f"{pp}.api_key: not set, using environment variable {var} (as LiteLLM does)")
+                key = f.env[var]
+                return [(key, fingerprint(key, provider))], False
+        if api_base:  # an OpenAI-compatible server that takes no key (vLLM, Ollama, ...)
+            return [("", fingerprint(f"keyless:{api_base}", provider))], False
+        raise f.error(f"{pp}.api_key", "a key, a list of keys or os.environ/VAR",
+                      message="missing: set api_key (a key, a list of keys, os.environ/VAR or os.environ/PREFIX_*)"
+                              f" or the environment variable {_DEFAULT_KEY_ENV[provider][0]}")
+    value, path = params[name], f"{pp}.{name}"
+    what = "a key string, a list of keys, os.environ/VAR or os.environ/PREFIX_*"
+    if isinstance(value, list):
+        if not value:
+            raise f.error(path, what, value, secret=True)
+        items = [(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        multi = True
+    else:
+        items = [(value, path)]
+        multi = name == "keys"
+    keys: list[str] = []
+    for item, item_path in items:
+        if isinstance(item, str) and item.startswith(ENV_PREFIX) and any(c in item for c in "*?["):
+            multi = True
+            for var, key in f.env_glob(item_path, item[len(ENV_PREFIX):]):
+                if not key:
+                    raise f.error(item_path, "a non-empty key", message=f"environment variable {sv(var)} is empty")
+                keys.append(_clean_key(key, item_path, f, f"environment variable {sv(var)} is empty"))
+        else:
+            key = f.string(item, item_path, secret=True, what="a key string")
+            keys.append(_clean_key(key, item_path, f, "the key is only whitespace"))
+    return [(k, fingerprint(k, provider)) for k in keys], multi
+
+
+def _clean_key(key: str, path: str, f: Fields, empty_message: str) -> str:
+    key = key.strip()
+    if not key:
+        raise f.error(path, "a non-empty key", message=empty_message)
+    return key
+
+
+def _limits_text(limits: Limits) -> str:
+    parts = [f"{n} {getattr(limits, a)}" for n, a in _LIMITS if getattr(limits, a) is not None]
+    return ", ".join(parts) or "no limits"
+
+
+def _check_shared_buckets(deployments: list[DeploymentConfig], f: Fields) -> None:
+    """Deployments counted against one bucket for one model should declare one set of limits."""
+    by_bucket: dict[tuple[str, str, str], list[DeploymentConfig]] = {}
+    for d in deployments:
+        by_bucket.setdefault((d.bucket, d.provider, d.model), []).append(d)
+    for (bucket, _, model), ds in by_bucket.items():
+        if len({d.limits for d in ds}) > 1:
+            who = f"project '{sv(ds[0].project)}'" if ds[0].project else f"key {bucket}"
+            variants = " vs ".join(dict.fromkeys(_limits_text(d.limits) for d in ds))
+            f.warn(f"{who}, model {sv(model)}: deployments {', '.join(sv(d.id) for d in ds)} declare different limits "
+                   f"({variants}); they share one quota, the pool will use the smallest")
+
+
+def _check_duplicates(deployments: list[DeploymentConfig], f: Fields) -> None:
+    seen: dict[tuple, str] = {}
+    for d in deployments:
+        k = (d.group, d.provider, d.model, d.api_base, d.fingerprint)
+        if k in seen:
+            f.warn(f"deployments {sv(seen[k])} and {sv(d.id)} use the same key ({d.fingerprint}) for the same "
+                   f"model in group {sv(d.group)}")
+        else:
+            seen[k] = d.id
+
+
+__all__ = ["ModelList", "Origin", "parse_model_list", "split_model"]
