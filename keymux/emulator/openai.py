@@ -1,0 +1,291 @@
+"""A local emulator of the OpenAI API (chat completions, models, embeddings).
+
+    emu = OpenAIEmulator({"sk-a": EmuKey(rpm=3)}, clock=FakeClock())
+    base = await emu.serve()   # use base + "/v1" as the SDK's base_url
+
+Order of checks for POSTs: key -> JSON body -> model -> injected fault -> quota (rpd -> 429
+insufficient_quota, rpm, tpm -> 429 rate_limit_exceeded with retry-after / retry-after-ms) ->
+answer. Every answer after the key check carries x-ratelimit-* headers.
+Key statuses: "ok"; anything else answers 401 invalid_api_key, like "invalid".
+Faults: "503" / "500" -> OpenAI-shaped 5xx; "bare429" -> a 429 rate_limit_exceeded without
+retry headers; "array429" -> the normal per-minute 429; "timeout"; "midstream".
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from keymux.clock import Clock
+from keymux.emulator import openai_wire as O
+from keymux.emulator.base import EmulatorBase
+from keymux.emulator.gemini_wire import embedding_values
+from keymux.emulator.quota import EmuKey, QuotaHit, go_duration
+
+JSON_CT = "application/json"
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+DEFAULT_MODELS = [
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "o4-mini",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+]
+DEFAULT_RPM = 10_000
+DEFAULT_TPM = 10_000_000
+CREATED = 1_700_000_000
+
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    h = {"Content-Type": JSON_CT}
+    if headers:
+        h.update(headers)
+    return web.Response(body=orjson.dumps(obj), status=status, headers=h)
+
+
+class OpenAIEmulator(EmulatorBase):
+    def __init__(
+        self,
+        keys: dict[str, EmuKey],
+        clock: Clock | None = None,
+        models: list[str] | None = None,
+        *,
+        keep_calls: bool = True,
+    ) -> None:
+        super().__init__(keys, clock, models, keep_calls=keep_calls)
+        self.organization = "org-emulator"
+
+    @staticmethod
+    def default_models() -> list[str]:
+        return list(DEFAULT_MODELS)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._list_models)
+        app.router.add_get("/v1/models/{model}", self._get_model)
+        app.router.add_get("/_emulator/stats", self._stats_handler)
+        return app
+
+    # ------------------------------------------------------------ helpers
+
+    def _auth(self, request: web.Request) -> tuple[str, tuple[int, dict[str, Any], str] | None]:
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return "", (401, O.error_body(O.MSG_MISSING_KEY, "invalid_request_error"), "missing_key")
+        ek = self.keys.get(key)
+        if ek is None or ek.status != "ok":
+            return key, (401, O.invalid_key_body(key), "invalid_key")
+        return key, None
+
+    def _limit_headers(self, key: str, model: str) -> dict[str, str]:
+        ek = self.keys[key]
+        scope = self.quota.scope(key, ek)
+        reqs, toks, r_reset, t_reset = self.quota.usage(scope, model, self.clock.time())
+        rpm = ek.rpm if ek.rpm is not None else DEFAULT_RPM
+        tpm = ek.tpm if ek.tpm is not None else DEFAULT_TPM
+        return {
+            "x-ratelimit-limit-requests": str(rpm),
+            "x-ratelimit-limit-tokens": str(tpm),
+            "x-ratelimit-remaining-requests": str(max(0, rpm - reqs)),
+            "x-ratelimit-remaining-tokens": str(max(0, tpm - toks)),
+            "x-ratelimit-reset-requests": go_duration(r_reset),
+            "x-ratelimit-reset-tokens": go_duration(t_reset),
+            "x-request-id": f"req_emu{self._seq:08x}",
+            "openai-organization": self.organization,
+        }
+
+    async def _admit(
+        self, request: web.Request, endpoint: str
+    ) -> tuple[str, str, Any, bool, web.Response | None]:
+        """Auth, JSON, model. Returns (key, model, body, stream, refusal-or-None)."""
+        key, denied = self._auth(request)
+        raw = await request.read()
+        await self._delay()
+        if denied:
+            self._log(key, "", denied[0], denied[2], False, endpoint)
+            return key, "", None, False, _json(denied[1], denied[0])
+        try:
+            req = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self._log(key, "", 400, "bad_request", False, endpoint)
+            return key, "", None, False, _json(O.error_body(O.MSG_BAD_JSON, "invalid_request_error"), 400)
+        model = req.get("model", "") if isinstance(req, dict) else ""
+        model = model if isinstance(model, str) else ""
+        stream = bool(req.get("stream")) if isinstance(req, dict) else False
+        if model and model not in self.models:
+            body = O.error_body(f"The model `{model}` does not exist or you do not have access to it.",
+                                "invalid_request_error", None, "model_not_found")
+            self._log(key, model, 404, "not_found", stream, endpoint)
+            return key, model, None, stream, _json(body, 404)
+        return key, model, req, stream, None
+
+    def _quota(self, key: str, model: str, tokens: int, stream: bool, endpoint: str,
+               popped: tuple[str | None, str] | None) -> web.Response | None:
+        ek = self.keys[key]
+        scope = self.quota.scope(key, ek)
+        now = self.clock.time()
+        hit = self.quota.check(scope, model, ek, tokens, now)
+        if hit is None:
+            self.quota.record(scope, model, tokens, now)
+            return None
+        if popped is not None:
+            self.faults.unpop(popped)
+        headers = self._limit_headers(key, model)
+        if hit.kind in ("rpd", "zero"):
+            self._log(key, model, 429, "daily_exhausted", stream, endpoint)
+            return _json(O.error_body(O.MSG_INSUFFICIENT, "insufficient_quota", None, "insufficient_quota"),
+                         429, headers)
+        headers.update(O.retry_headers(hit.retry_after))
+        self._log(key, model, 429, "rate_limited", stream, endpoint)
+        return _json(O.rate_limit_body(hit, model, self.organization, tokens), 429, headers)
+
+    async def _fault(self, fault: str, key: str, model: str, stream: bool, endpoint: str) -> web.Response:
+        if fault == "timeout":
+            self._log(key, model, 0, "timeout", stream, endpoint)
+            await self._hang()
+            return _json(O.error_body("Request timed out.", "server_error"), 504)
+        headers = self._limit_headers(key, model)
+        if fault in ("503", "500"):
+            status = int(fault)
+            self._log(key, model, status, "overloaded" if status == 503 else "internal", stream, endpoint)
+            return _json(O.server_error_body(), status, headers)
+        ek = self.keys[key]
+        limit = ek.rpm if ek.rpm is not None else DEFAULT_RPM
+        body = O.rate_limit_body(QuotaHit("rpm", limit, limit, 20.0), model, self.organization, 1)
+        if fault == "bare429":
+            self._log(key, model, 429, "bare429", stream, endpoint)
+            return _json(body, 429)
+        headers.update(O.retry_headers(20.0))
+        self._log(key, model, 429, "array429", stream, endpoint)
+        return _json(body, 429, headers)
+
+    # ------------------------------------------------------------ routes
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        endpoint = "chat.completions"
+        key, model, req, stream, refused = await self._admit(request, endpoint)
+        if refused is not None:
+            return refused
+        bad = O.validate_chat(req)
+        if bad is not None:
+            self._log(key, model, bad[0], "bad_request", stream, endpoint)
+            return _json(bad[1], bad[0])
+        if "embedding" in model:
+            body = O.error_body("This is not a chat model and thus not supported in the v1/chat/completions "
+                                "endpoint. Did you mean to use v1/completions?", "invalid_request_error",
+                                "model", None)
+            self._log(key, model, 404, "not_found", stream, endpoint)
+            return _json(body, 404)
+        popped = self.faults.pop(key)
+        fault = popped[1] if popped else None
+        if fault is not None and fault != "midstream":
+            return await self._fault(fault, key, model, stream, endpoint)
+        answer = O.ChatAnswer(req)
+        refused = self._quota(key, model, answer.prompt, stream, endpoint, popped)
+        if refused is not None:
+            return refused
+        headers = self._limit_headers(key, model)
+        seq = self._next_id()
+        cid, call_id = f"chatcmpl-emu{seq:08x}", f"call_emu{seq:016x}"
+        created = int(self.clock.time())
+        if not stream:
+            if fault == "midstream":
+                self._log(key, model, 500, "internal", False, endpoint)
+                return _json(O.server_error_body(), 500, headers)
+            self._log(key, model, 200, "ok", False, endpoint)
+            return _json(answer.completion_obj(cid, created, model, call_id), 200, headers)
+        opts = req.get("stream_options")
+        include_usage = bool(isinstance(opts, dict) and opts.get("include_usage"))
+        chunks = answer.chunks(cid, created, model, call_id, include_usage)
+        self._log(key, model, 200, "midstream" if fault else "ok", True, endpoint)
+        resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
+        if fault == "midstream":
+            resp.force_close()
+            chunks = chunks[:1] + [O.server_error_body()]
+        await resp.prepare(request)
+        for c in chunks:
+            await resp.write(b"data: " + orjson.dumps(c) + b"\n\n")
+        if fault != "midstream":
+            await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        endpoint = "embeddings"
+        key, model, req, stream, refused = await self._admit(request, endpoint)
+        if refused is not None:
+            return refused
+        inp = req.get("input") if isinstance(req, dict) else None
+        if not model or inp is None or inp == "" or inp == []:
+            param = "model" if not model else "input"
+            body = O.error_body(f"Missing required parameter: '{param}'.", "invalid_request_error", param,
+                                "missing_required_parameter")
+            self._log(key, model, 400, "bad_request", False, endpoint)
+            return _json(body, 400)
+        texts = [inp] if isinstance(inp, str) else [t if isinstance(t, str) else orjson.dumps(t).decode() for t in inp]
+        popped = self.faults.pop(key)
+        fault = popped[1] if popped else None
+        if fault is not None and fault != "midstream":
+            return await self._fault(fault, key, model, False, endpoint)
+        tokens = max(1, sum(len(t) for t in texts) // 4)
+        refused = self._quota(key, model, tokens, False, endpoint, popped)
+        if refused is not None:
+            return refused
+        headers = self._limit_headers(key, model)
+        if fault == "midstream":
+            self._log(key, model, 500, "internal", False, endpoint)
+            return _json(O.server_error_body(), 500, headers)
+        dims = req.get("dimensions")
+        dims = dims if isinstance(dims, int) and 1 <= dims <= 3072 else 8
+        b64 = req.get("encoding_format") == "base64"
+        data = []
+        for i, t in enumerate(texts):
+            vals = embedding_values(t, dims)
+            emb: Any = base64.b64encode(struct.pack(f"<{dims}f", *vals)).decode() if b64 else vals
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        self._log(key, model, 200, "ok", False, endpoint)
+        body = {"object": "list", "data": data, "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return _json(body, 200, headers)
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        key, denied = self._auth(request)
+        await self._delay()
+        if denied:
+            self._log(key, "", denied[0], denied[2], False, "models.list")
+            return _json(denied[1], denied[0])
+        self._log(key, "", 200, "ok", False, "models.list")
+        return _json({"object": "list", "data": [self._model_obj(m) for m in self.models]})
+
+    async def _get_model(self, request: web.Request) -> web.Response:
+        key, denied = self._auth(request)
+        model = request.match_info["model"]
+        await self._delay()
+        if denied:
+            self._log(key, model, denied[0], denied[2], False, "models.get")
+            return _json(denied[1], denied[0])
+        if model not in self.models:
+            body = O.error_body(f"The model '{model}' does not exist", "invalid_request_error", "model",
+                                "model_not_found")
+            self._log(key, model, 404, "not_found", False, "models.get")
+            return _json(body, 404)
+        self._log(key, model, 200, "ok", False, "models.get")
+        return _json(self._model_obj(model))
+
+    @staticmethod
+    def _model_obj(model: str) -> dict[str, Any]:
+        return {"id": model, "object": "model", "created": CREATED, "owned_by": "system"}
