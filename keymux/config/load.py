@@ -22,7 +22,7 @@ import yaml
 from keymux.config.fields import ENV_PREFIX, ConfigError, Fields, describe, join_path, show_name
 from keymux.config.fields import show_value as sv
 from keymux.config.litellm import Origin, parse_model_list
-from keymux.config.schema import Config, RouterSettings
+from keymux.config.schema import Config, DeploymentConfig, RouterSettings
 
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
                       "latency-based-routing", "round-robin")
@@ -236,9 +236,21 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     router = _router(rs, ls, f, groups, models.skipped_groups)
     drop_params, verbose = _litellm_settings(ls, f)
     master_key, max_request_bytes = _general_settings(gs, f)
-    return Config(deployments=tuple(models.deployments), router=router, drop_params=drop_params,
+    deployments = _default_bases(models.deployments, f.env)
+    return Config(deployments=deployments, router=router, drop_params=drop_params,
                   master_key=master_key, verbose=verbose, max_request_bytes=max_request_bytes,
                   inactive=tuple(f.inactive), warnings=tuple(f.warnings), source=None)
+
+
+# Where deployments without an api_base go: the provider's public API, unless the environment
+# points elsewhere (an egress proxy, a regional mirror, or a local emulator in tests).
+DEFAULT_BASE_ENV = {"gemini": "KEYMUX_GEMINI_API_BASE", "openai": "KEYMUX_OPENAI_API_BASE"}
+
+
+def _default_bases(deployments: list[DeploymentConfig], env: Mapping[str, str]) -> tuple[DeploymentConfig, ...]:
+    bases = {provider: env.get(var) for provider, var in DEFAULT_BASE_ENV.items()}
+    return tuple(replace(d, api_base=bases[d.provider]) if d.api_base is None and bases.get(d.provider) else d
+                 for d in deployments)
 
 
 def _environment(value: object, f: Fields) -> dict[str, str]:

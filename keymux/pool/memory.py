@@ -14,6 +14,10 @@ from keymux.pool.limits import MINUTE, DayCounter, SlidingWindow, next_pacific_m
 from keymux.pool.store import Blocked, Park, Reservation, ScopeView, State
 
 INF = float("inf")
+# A scope whose request limit is unknown (none declared, none learned yet) takes one request at a
+# time until it has either shown its limit in a 429 or gone this long without one. Otherwise a
+# burst would have many requests in flight on a free-tier key when its first 429 comes back.
+PROBE_SPAN = MINUTE
 
 
 @dataclass
@@ -25,6 +29,8 @@ class _Scope:
     backoff_level: int = 0
     in_flight: int = 0
     learned: dict[str, int] = field(default_factory=dict)
+    probe_since: float | None = None  # when the cautious start began (None: not yet used)
+    probed: bool = False  # went PROBE_SPAN without a 429: no need for caution
 
 
 @dataclass
@@ -113,10 +119,24 @@ class MemoryStore:
                     parallel = True
                     reasons[d.id] = f"{cap} requests in flight"
                     continue
+                if s.in_flight and self._probing(d, s, now):
+                    parallel = True
+                    reasons[d.id] = "limit unknown yet: one request at a time"
+                    continue
                 return self._take(d, s, tokens, now)
             reasons[d.id] = why
             earliest = min(earliest, when)
         return Blocked(earliest=earliest, reasons=reasons, waiting_on_parallel=parallel)
+
+    @staticmethod
+    def _probing(d: Deployment, s: _Scope, now: float) -> bool:
+        if s.probed or d.limits.rpm is not None or "rpm" in s.learned:
+            return False
+        if s.probe_since is None:
+            s.probe_since = now
+        elif now - s.probe_since >= PROBE_SPAN:
+            s.probed = True
+        return not s.probed
 
     def _take(self, d: Deployment, s: _Scope, tokens: float, now: float) -> Reservation:
         s.in_flight += 1
@@ -141,6 +161,7 @@ class MemoryStore:
         s = self._scope(scope)
         if s.park is None or park.until > s.park.until:  # never shorten a park already in force
             s.park = park
+        s.probe_since, s.probed = park.until, False  # a 429 means caution again, from the end of the park
 
     async def park_deployment(self, deployment_id: str, park: Park) -> None:
         self._dep(deployment_id).park = park

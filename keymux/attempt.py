@@ -1,0 +1,171 @@
+"""One upstream attempt on one leased key: send, classify, and (for streams) hold the answer
+back until its first event has been read, so failover stays possible until then."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable
+
+import aiohttp
+import orjson
+
+from keymux.exchange import Exchange, StreamTranslator, Usage
+from keymux.exchange.openai_gemini import StreamBroken
+from keymux.pool import Lease
+from keymux.providers.base import Outcome, Verdict
+from keymux.translate.sse import SSEDecoder
+
+log = logging.getLogger("keymux.relay")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StreamReply:
+    """A stream whose first events are already read; `rest` yields the remainder and releases the key."""
+
+    first: list[bytes]
+    rest: AsyncIterator[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Failure:
+    status: int
+    raw: bytes
+    verdict: Verdict
+
+
+def _timeout(seconds: float, stream: bool) -> aiohttp.ClientTimeout:
+    connect = min(10.0, seconds)
+    if stream:  # a stream may run long; what must not happen is silence longer than the timeout
+        return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=seconds)
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=connect)
+
+
+def _broken_verdict(ex: Exchange, e: StreamBroken, now: float) -> Verdict:
+    body = orjson.dumps({"error": {"code": e.status, "message": e.message}})
+    verdict = ex.classify(e.status, {}, body, now)
+    if verdict.outcome is Outcome.CLIENT_ERROR:  # an error inside a 200 stream is never the request's fault
+        return Verdict(Outcome.UPSTREAM_ERROR, reason=f"error inside the stream: {e.message[:80]}")
+    return verdict
+
+
+def _transport_verdict(e: BaseException) -> Verdict:
+    if isinstance(e, asyncio.TimeoutError):
+        return Verdict(Outcome.TIMEOUT, reason="upstream timed out")
+    return Verdict(Outcome.UPSTREAM_ERROR, reason=f"connection error: {type(e).__name__}")
+
+
+async def attempt(session: aiohttp.ClientSession, ex: Exchange, lease: Lease, *, stream: bool, timeout: float,
+                  now: Callable[[], float], on_done: Callable[[Verdict, Usage | None], None]
+                  ) -> Reply | StreamReply | Failure:
+    dep = lease.deployment.cfg
+    url, headers, data = ex.request(dep, stream)
+    try:
+        resp = await session.post(url, data=data, headers=headers, timeout=_timeout(timeout, stream))
+    except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+        verdict = _transport_verdict(e)
+        await lease.release(verdict)
+        return Failure(504 if verdict.outcome is Outcome.TIMEOUT else 502, b"", verdict)
+    if not stream or resp.status != 200:
+        return await _whole(ex, lease, resp, now, on_done)
+    return await _first_events(ex, lease, resp, now, on_done)
+
+
+async def _whole(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse, now: Callable[[], float],
+                 on_done: Callable[[Verdict, Usage | None], None]) -> Reply | Failure:
+    try:
+        raw = await resp.read()
+    except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+        verdict = _transport_verdict(e)
+        await lease.release(verdict)
+        return Failure(504 if verdict.outcome is Outcome.TIMEOUT else 502, b"", verdict)
+    finally:
+        resp.release()
+    verdict = ex.classify(resp.status, resp.headers, raw, now())
+    if not verdict.ok:
+        await lease.release(verdict)
+        return Failure(resp.status, raw, verdict)
+    try:
+        body, usage = ex.response(raw)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        verdict = Verdict(Outcome.UPSTREAM_ERROR, reason=f"unreadable upstream answer ({type(e).__name__})")
+        await lease.release(verdict)
+        return Failure(502, b"", verdict)
+    await lease.release(verdict, usage.total if usage else None)
+    on_done(verdict, usage)
+    return Reply(200, body)
+
+
+async def _first_events(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse, now: Callable[[], float],
+                        on_done: Callable[[Verdict, Usage | None], None]) -> StreamReply | Failure:
+    decoder = SSEDecoder()
+    st = ex.stream()
+    first: list[bytes] = []
+    ended = False
+    try:
+        while not first:
+            chunk = await resp.content.readany()
+            if not chunk:
+                ended = True
+                for payload in decoder.flush():
+                    first += st.feed(payload)
+                first += st.finish()
+                break
+            for payload in decoder.feed(chunk):
+                first += st.feed(payload)
+    except StreamBroken as e:
+        resp.close()
+        verdict = _broken_verdict(ex, e, now())
+        await lease.release(verdict)
+        return Failure(e.status if e.status >= 400 else 502, b"", verdict)
+    except (asyncio.TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as e:
+        resp.close()
+        verdict = _transport_verdict(e) if not isinstance(e, orjson.JSONDecodeError) else Verdict(
+            Outcome.UPSTREAM_ERROR, reason="unreadable stream event")
+        await lease.release(verdict)
+        return Failure(502, b"", verdict)
+    if ended and not first:
+        resp.close()
+        verdict = Verdict(Outcome.UPSTREAM_ERROR, reason="empty stream")
+        await lease.release(verdict)
+        return Failure(502, b"", verdict)
+    return StreamReply(first, _rest(ex, lease, resp, decoder, st, ended, now, on_done))
+
+
+async def _rest(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse, decoder: SSEDecoder,
+                st: StreamTranslator, ended: bool, now: Callable[[], float],
+                on_done: Callable[[Verdict, Usage | None], None]) -> AsyncIterator[bytes]:
+    verdict = Verdict(Outcome.OK)
+    try:
+        if not ended:
+            try:
+                async for chunk in resp.content.iter_any():
+                    for payload in decoder.feed(chunk):
+                        for out in st.feed(payload):
+                            yield out
+                for payload in decoder.flush():
+                    for out in st.feed(payload):
+                        yield out
+                for out in st.finish():
+                    yield out
+            except StreamBroken as e:
+                verdict = _broken_verdict(ex, e, now())
+                yield st.error(e.status if e.status >= 400 else 502, e.message)
+            except (asyncio.TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as e:
+                verdict = _transport_verdict(e)
+                yield st.error(504 if verdict.outcome is Outcome.TIMEOUT else 502,
+                               f"upstream stream broke: {verdict.reason}")
+    finally:
+        resp.close()
+        usage = st.usage
+        await lease.release(verdict, usage.total if usage else None)
+        on_done(verdict, usage)

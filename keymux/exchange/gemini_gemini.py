@@ -1,0 +1,70 @@
+"""Gemini client -> Gemini key: the body passes through untouched, both ways."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import orjson
+
+from keymux.config.schema import DeploymentConfig
+from keymux.exchange.base import Usage
+from keymux.exchange.openai_gemini import gemini_chunk
+from keymux.exchange.shapes import gemini_error
+from keymux.providers import gemini
+from keymux.providers.base import Verdict
+from keymux.translate.openai_gemini import estimate_gemini_prompt_tokens
+from keymux.translate.sse import sse_event
+
+
+class _PassStream:
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+
+    def feed(self, payload: bytes) -> list[bytes]:
+        # Parse only what we must look at: errors, and the usage in the last chunks.
+        head = payload[:16]
+        if b"error" in head or b"usageMetadata" in payload:
+            chunk = gemini_chunk(payload)
+            if "usageMetadata" in chunk:
+                self.usage = Usage.from_gemini(chunk["usageMetadata"])
+        return [b"data: " + payload + b"\r\n\r\n"]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+    def error(self, status: int, message: str) -> bytes:
+        return sse_event(gemini_error(status, message))
+
+
+class GeminiPassthrough:
+    provider = "gemini"
+
+    def __init__(self, body: dict[str, Any], raw: bytes, method: str = "generateContent") -> None:
+        self._raw = raw
+        self.method = method
+        self.estimated_tokens = estimate_gemini_prompt_tokens(body)
+
+    def request(self, dep: DeploymentConfig, stream: bool) -> tuple[str, dict[str, str], bytes]:
+        method = "streamGenerateContent" if stream else self.method
+        return gemini.model_url(dep.api_base, dep.model, method, stream), gemini.auth_headers(dep.api_key), self._raw
+
+    def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
+        usage = None
+        if b"usageMetadata" in raw:
+            doc = orjson.loads(raw)
+            if isinstance(doc, list) and doc:
+                doc = doc[-1]
+            if isinstance(doc, dict):
+                usage = Usage.from_gemini(doc.get("usageMetadata"))
+        return raw, usage
+
+    def stream(self) -> _PassStream:
+        return _PassStream()
+
+    def error(self, status: int, raw: bytes, verdict: Verdict) -> bytes:
+        if gemini.error_object(raw):
+            return raw
+        return gemini_error(status, verdict.reason or f"upstream answered {status}")
+
+    def classify(self, status: int, headers: Mapping[str, str], raw: bytes, now: float) -> Verdict:
+        return gemini.classify(status, raw, now)

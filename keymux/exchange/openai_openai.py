@@ -1,0 +1,73 @@
+"""OpenAI client -> OpenAI(-compatible) key: pass through, only the model name changes."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import orjson
+
+from keymux.config.schema import DeploymentConfig
+from keymux.exchange.base import Usage
+from keymux.exchange.openai_gemini import StreamBroken
+from keymux.exchange.shapes import openai_error
+from keymux.providers import openai
+from keymux.providers.base import Verdict
+from keymux.translate.openai_gemini import estimate_prompt_tokens
+from keymux.translate.sse import sse_event
+
+
+class _PassStream:
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self._done = False
+
+    def feed(self, payload: bytes) -> list[bytes]:
+        if payload == b"[DONE]":
+            self._done = True
+        elif b'"usage"' in payload or b'"error"' in payload[:16]:
+            chunk = orjson.loads(payload)
+            if isinstance(chunk, dict):
+                if isinstance(chunk.get("error"), dict):
+                    err = chunk["error"]
+                    raise StreamBroken(502, str(err.get("message") or "upstream error"))
+                if chunk.get("usage"):
+                    self.usage = Usage.from_openai(chunk["usage"])
+        return [b"data: " + payload + b"\n\n"]
+
+    def finish(self) -> list[bytes]:
+        return [] if self._done else [b"data: [DONE]\n\n"]
+
+    def error(self, status: int, message: str) -> bytes:
+        return sse_event(openai_error(status, message))
+
+
+class OpenAIPassthrough:
+    provider = "openai"
+
+    def __init__(self, body: dict[str, Any], raw: bytes) -> None:
+        self._body = body
+        self._by_model: dict[str, bytes] = {}
+        self.estimated_tokens = estimate_prompt_tokens(body)
+
+    def request(self, dep: DeploymentConfig, stream: bool) -> tuple[str, dict[str, str], bytes]:
+        data = self._by_model.get(dep.model)
+        if data is None:
+            data = self._by_model[dep.model] = orjson.dumps({**self._body, "model": dep.model})
+        return openai.chat_url(dep.api_base), openai.auth_headers(dep.api_key), data
+
+    def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
+        doc = orjson.loads(raw)
+        return raw, Usage.from_openai(doc.get("usage") if isinstance(doc, dict) else None)
+
+    def stream(self) -> _PassStream:
+        return _PassStream()
+
+    def error(self, status: int, raw: bytes, verdict: Verdict) -> bytes:
+        err = openai.error_object(raw)
+        if err:
+            return openai_error(status, str(err.get("message") or verdict.reason), kind=err.get("type"),
+                                code=err.get("code"), param=err.get("param"))
+        return openai_error(status, verdict.reason or f"upstream answered {status}")
+
+    def classify(self, status: int, headers: Mapping[str, str], raw: bytes, now: float) -> Verdict:
+        return openai.classify(status, headers, raw, now)

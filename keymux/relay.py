@@ -1,0 +1,155 @@
+"""The one request pipeline every surface uses.
+
+resolve group -> acquire a key (waiting in the pool's queue if needed) -> one attempt ->
+on a retryable verdict, a different key (never one that already failed for this request),
+up to `num_retries`, then the `fallbacks` groups -> the answer, or an honest error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from keymux.attempt import Failure, Reply, StreamReply, attempt
+from keymux.clock import Clock
+from keymux.config.schema import Config
+from keymux.errors import NoCapacity, UpstreamFailed
+from keymux.exchange import Exchange, Usage, make_exchange
+from keymux.pool import Pool
+from keymux.providers.base import Outcome, Verdict
+
+log = logging.getLogger("keymux.relay")
+
+_CONTEXT_OVERFLOW = ("context_length_exceeded", "maximum context length", "exceeds the maximum number of tokens",
+                     "input token count", "too many tokens")
+
+
+@dataclass
+class Call:
+    """A client request, parsed just enough to route it."""
+
+    surface: str  # "openai" | "gemini"
+    group: str  # resolved model group
+    model: str  # the name the client asked for
+    body: dict[str, Any]
+    raw: bytes
+    stream: bool
+    request_id: str
+    include_usage: bool = False
+    method: str = "generateContent"  # Gemini method, for Gemini clients
+    metered: bool = True  # False: counts against no quota window (countTokens)
+    # Filled in as the request goes: what was tried, and how it ended.
+    attempts: list[tuple[str, str]] = field(default_factory=list)  # (key fingerprint, outcome)
+    usage: Usage | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+class Relay:
+    def __init__(self, config: Config, pool: Pool, session: aiohttp.ClientSession, clock: Clock) -> None:
+        self.config = config
+        self.pool = pool
+        self.session = session
+        self.clock = clock
+
+    def _exchanges(self, call: Call, group: str) -> dict[str, Exchange]:
+        providers = {d.cfg.provider for d in self.pool.groups.get(group, ())}
+        return {p: make_exchange(call.surface, p, body=call.body, raw=call.raw, model=call.model,
+                                 drop_params=self.config.drop_params, include_usage=call.include_usage,
+                                 method=call.method) for p in providers}
+
+    async def handle(self, call: Call) -> Reply | StreamReply:
+        router = self.config.router
+        deadline = self.clock.time() + router.queue_timeout
+        groups = [call.group, *router.fallbacks.get(call.group, ())]
+        failures: list[Failure] = []
+        refusal: NoCapacity | None = None
+        i = 0
+        while i < len(groups):
+            group = groups[i]
+            i += 1
+            exchanges = self._exchanges(call, group)  # translation errors surface here, before any quota is spent
+            if not exchanges:
+                continue
+            tokens = next(iter(exchanges.values())).estimated_tokens
+            failed_keys: list[str] = []
+            for _ in range(1 + router.num_retries):
+                try:
+                    lease = await self.pool.acquire(group, tokens, exclude=failed_keys, metered=call.metered,
+                                                    wait=max(0.0, deadline - self.clock.time()))
+                except NoCapacity as e:
+                    refusal = e
+                    break
+                dep = lease.deployment
+                ex = exchanges[dep.cfg.provider]
+                result = await attempt(self.session, ex, lease, stream=call.stream,
+                                       timeout=dep.cfg.timeout or router.timeout, now=self.clock.time,
+                                       on_done=lambda v, u, fp=dep.fingerprint: self._done(call, fp, v, u))
+                if not isinstance(result, Failure):
+                    result.headers["x-keymux-key"] = dep.fingerprint
+                    result.headers["x-keymux-attempts"] = str(len(failures) + 1)
+                    return result
+                call.attempts.append((dep.fingerprint, result.verdict.outcome.value))
+                failures.append(result)
+                if result.verdict.outcome is Outcome.CLIENT_ERROR:
+                    overflow = router.context_window_fallbacks.get(group)
+                    if overflow and _is_context_overflow(result):
+                        groups[i:] = list(overflow)
+                        break
+                    self._log(call, group, dep.fingerprint, result.status, result.verdict.reason)
+                    return Reply(result.status, ex.error(result.status, _scrub(result.raw, dep.cfg.api_key,
+                                                                               dep.fingerprint), result.verdict))
+                failed_keys.append(dep.fingerprint)
+        raise self._give_up(call, failures, refusal)
+
+    def _give_up(self, call: Call, failures: list[Failure], refusal: NoCapacity | None) -> Exception:
+        tried = "; ".join(f"{fp} {outcome}" for fp, outcome in call.attempts[-4:])
+        self._log(call, call.group, "-", refusal.status if refusal and not failures else 502,
+                  refusal.message if refusal else tried)
+        if refusal is not None and refusal.retry_after is not None:
+            if failures:
+                refusal.message = f"{len(failures)} attempt(s) failed ({tried}); {refusal.message}"
+            return refusal
+        if not failures:
+            assert refusal is not None
+            return UpstreamFailed(refusal.message, status=503)
+        last = failures[-1]
+        outcome = last.verdict.outcome
+        message = f"{call.group}: {len(failures)} attempt(s) failed ({tried}); last: {last.verdict.reason}"
+        if refusal is not None:
+            message += f"; {refusal.message}"
+        if outcome in (Outcome.RATE_LIMITED, Outcome.BACKOFF, Outcome.DAILY_EXHAUSTED):
+            wait = last.verdict.retry_after
+            if outcome is Outcome.DAILY_EXHAUSTED and last.verdict.until:
+                wait = max(0.0, last.verdict.until - self.clock.time())
+            return NoCapacity(message, retry_after=wait if wait is not None else 5.0)
+        status = 504 if outcome is Outcome.TIMEOUT else 503 if outcome is Outcome.INVALID_KEY else 502
+        if last.status in (500, 503) and outcome is Outcome.UPSTREAM_ERROR:
+            status = last.status
+        return UpstreamFailed(message, status=status)
+
+    def _done(self, call: Call, fingerprint: str, verdict: Verdict, usage: Usage | None) -> None:
+        call.attempts.append((fingerprint, verdict.outcome.value))
+        call.usage = usage
+        self._log(call, call.group, fingerprint, 200 if verdict.ok else 502, verdict.reason)
+
+    def _log(self, call: Call, group: str, fingerprint: str, status: int, detail: str = "") -> None:
+        ms = (time.perf_counter() - call.started) * 1000
+        tokens = f" tokens={call.usage.total}" if call.usage else ""
+        extra = f" ({detail})" if detail and status != 200 else ""
+        log.info("%s %s group=%s key=%s status=%d %.0fms attempts=%d%s%s%s", call.request_id, call.surface, group,
+                 fingerprint, status, ms, max(1, len(call.attempts)), " stream" if call.stream else "", tokens, extra)
+
+
+def _is_context_overflow(failure: Failure) -> bool:
+    text = failure.raw.decode("utf-8", "replace").lower()
+    return any(marker in text for marker in _CONTEXT_OVERFLOW)
+
+
+def _scrub(raw: bytes, api_key: str, fingerprint: str) -> bytes:
+    """Upstream error bodies can quote the key (e.g. "Consumer 'api_key:...' has been suspended")."""
+    return raw.replace(api_key.encode(), fingerprint.encode()) if api_key and api_key.encode() in raw else raw
+

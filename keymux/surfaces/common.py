@@ -1,0 +1,102 @@
+"""What every client surface needs: reading a JSON body safely, gateway auth, error shapes."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import os
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from keymux.errors import BadRequest, KeymuxError, NoCapacity, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from keymux.exchange.shapes import gemini_error, openai_error
+
+JSON = "application/json"
+GATEWAY: web.AppKey[Any] = web.AppKey("keymux")  # the app's Gateway (typed Any: app.py imports the surfaces)
+_REQUEST_ID = web.RequestKey("keymux_request_id", str)
+
+
+def gateway(request: web.Request) -> Any:
+    return request.app[GATEWAY]
+
+
+def request_id(request: web.Request) -> str:
+    rid = request.get(_REQUEST_ID)
+    if rid is None:
+        rid = request[_REQUEST_ID] = request.headers.get("x-request-id") or os.urandom(8).hex()
+    return rid
+
+
+def client_key(request: web.Request) -> str | None:
+    """The gateway key in any of the places clients of the three APIs send it."""
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else auth.strip()
+    for header in ("x-api-key", "x-goog-api-key"):
+        value = request.headers.get(header)
+        if value:
+            return value.strip()
+    return request.query.get("key")
+
+
+def check_auth(request: web.Request, master_key: str | None) -> None:
+    if master_key is None:
+        return
+    given = client_key(request)
+    if given is None:
+        raise Unauthorized("missing gateway key: send it as 'Authorization: Bearer <key>', 'x-api-key', "
+                           "'x-goog-api-key' or '?key='")
+    if not hmac.compare_digest(given.encode(), master_key.encode()):
+        raise Unauthorized("invalid gateway key")
+
+
+async def read_json(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    ctype = request.content_type  # aiohttp defaults a missing header to application/octet-stream
+    if "content-type" in request.headers and not (ctype == JSON or ctype.endswith("+json") or ctype == "text/plain"):
+        raise UnsupportedMediaType(f"expected Content-Type: application/json, got {ctype}")
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {max_bytes}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"request body is over the limit of {max_bytes} bytes") from None
+    if not raw:
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"request body must be a JSON object, got {type(body).__name__}")
+    return body, raw
+
+
+def _retry_headers(err: KeymuxError) -> dict[str, str]:
+    if isinstance(err, NoCapacity) and err.retry_after is not None:
+        return {"retry-after": str(max(1, math.ceil(err.retry_after))),
+                "retry-after-ms": str(max(1, math.ceil(err.retry_after * 1000)))}
+    retry = getattr(err, "retry_after", None)
+    return {"retry-after": str(max(1, math.ceil(retry)))} if retry else {}
+
+
+def status_of(err: KeymuxError) -> int:
+    if isinstance(err, NoCapacity) and err.retry_after is None:
+        return 503  # nothing will free up by itself (e.g. every key disabled): not a rate limit
+    return err.status
+
+
+def openai_error_response(err: KeymuxError) -> web.Response:
+    status = status_of(err)
+    body = openai_error(status, err.message, kind=err.kind if status == err.status else "api_error",
+                        param=getattr(err, "param", None))
+    return web.Response(status=status, body=body, content_type=JSON, headers=_retry_headers(err))
+
+
+def gemini_error_response(err: KeymuxError) -> web.Response:
+    status = status_of(err)
+    body = gemini_error(status, err.message, google_status=err.google_status if status == err.status else None)
+    return web.Response(status=status, body=body, content_type=JSON, headers=_retry_headers(err))

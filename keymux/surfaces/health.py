@@ -1,0 +1,63 @@
+"""Health endpoints. None of them spends quota: they read the pool's state, they never call upstream."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from keymux.pool.store import State
+from keymux.surfaces.common import JSON, check_auth, gateway
+
+if TYPE_CHECKING:
+    from keymux.app import Gateway
+
+
+def _json(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(doc), content_type=JSON)
+
+
+async def liveness(request: web.Request) -> web.Response:
+    return _json({"status": "alive"})
+
+
+async def readiness(request: web.Request) -> web.Response:
+    gw: Gateway = gateway(request)
+    return _json({"status": "ready", "groups": len(gw.group_names()),
+                  "deployments": len(gw.config.deployments), "state_store": "memory"})
+
+
+def group_summary(gw: Gateway, now: float) -> dict[str, Any]:
+    groups: dict[str, Any] = {}
+    for name in gw.group_names():
+        counts = {s.value: 0 for s in State}
+        keys = []
+        next_free: float | None = None
+        for d in gw.pool.groups[name]:
+            view = gw.pool.store.view(d, now)
+            counts[view.state.value] += 1
+            if view.state is not State.READY and view.until is not None:
+                next_free = view.until if next_free is None else min(next_free, view.until)
+            keys.append({"key": d.fingerprint, "model": d.model, "state": view.state.value,
+                         "until": view.until, "reason": view.reason or None,
+                         "rpm_used": view.rpm_used, "rpd_used": view.rpd_used, "in_flight": view.in_flight,
+                         "served": d.served})
+        groups[name] = {**counts, "keys": keys,
+                        "next_free_in": None if next_free is None or counts["ready"] else round(next_free - now, 1)}
+    return groups
+
+
+async def health(request: web.Request) -> web.Response:
+    gw: Gateway = gateway(request)
+    check_auth(request, gw.config.master_key)
+    groups = group_summary(gw, gw.clock.time())
+    healthy = all(g["ready"] or g["next_free_in"] is not None for g in groups.values())
+    return _json({"status": "healthy" if healthy else "degraded", "groups": groups})
+
+
+def add_routes(app: web.Application) -> None:
+    for path in ("/health/liveliness", "/health/liveness"):
+        app.router.add_get(path, liveness)
+    app.router.add_get("/health/readiness", readiness)
+    app.router.add_get("/health", health)
