@@ -1,0 +1,103 @@
+"""keymux serve | check | demo — and LiteLLM's own invocation, `keymux --config PATH --port P`.
+
+Imports are deferred into each command so `keymux check` and start-up stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _load(path: str):  # type: ignore[no-untyped-def]
+    from keymux.config.load import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        print(f"keymux: config error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as e:
+        print(f"keymux: cannot read config {path}: {e.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    _setup_logging(args.debug or config.verbose)
+    log = logging.getLogger("keymux")
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
+    for inactive in config.inactive:
+        log.info("config: %s", inactive)
+    if config.master_key is None and args.host not in LOOPBACK:
+        log.warning("!" * 78)
+        log.warning("NO master_key SET and listening on %s: anyone who can reach this port can spend your keys.",
+                    args.host)
+        log.warning("Set general_settings.master_key in the config, or bind to 127.0.0.1.")
+        log.warning("!" * 78)
+    from keymux.server import run
+
+    run(config, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from keymux.config.report import describe
+
+    config = _load(args.config)
+    print(describe(config))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    _setup_logging(args.debug)
+    from keymux.demo import run_demo
+
+    return run_demo(port=args.port, requests=args.requests, keep_serving=not args.no_serve, quiet=not args.debug)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keymux", description="One endpoint, many LLM API keys, quota-aware.")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", "-c", required=True, help="path to the config (LiteLLM format works as is)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", "-p", type=int, default=4000)
+    serve.add_argument("--debug", "--detailed_debug", action="store_true", help="more detail in logs (still redacted)")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check", help="validate a config and show what it resolves to")
+    check.add_argument("--config", "-c", required=True)
+    check.set_defaults(func=cmd_check)
+
+    demo = sub.add_parser("demo", help="the gateway against a local Gemini emulator, no real keys needed")
+    demo.add_argument("--port", "-p", type=int, default=4000)
+    demo.add_argument("--requests", type=int, default=24, help="size of the burst the demo sends")
+    demo.add_argument("--no-serve", action="store_true", help="exit after the burst instead of serving")
+    demo.add_argument("--debug", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0].startswith("-") and args_list[0] not in ("-h", "--help"):
+        args_list.insert(0, "serve")  # LiteLLM style: `keymux --config litellm_config.yaml --port 4000`
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args))
