@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 
@@ -42,18 +42,33 @@ class Call:
     include_usage: bool = False
     method: str = "generateContent"  # Gemini method, for Gemini clients
     metered: bool = True  # False: counts against no quota window (countTokens)
+    client: str = "open"  # who asked: a fingerprint of the gateway key they used, never the key
     # Filled in as the request goes: what was tried, and how it ended.
     attempts: list[tuple[str, str]] = field(default_factory=list)  # (key fingerprint, outcome)
     usage: Usage | None = None
     started: float = field(default_factory=time.perf_counter)
+    at: float = 0.0  # clock time the relay took the request
+    key: str | None = None  # fingerprint of the key that answered
+    upstream_model: str | None = None
+    status: int = 0
+    outcome: str = ""  # ok | client_error | refused | failed | broken (stream died after its first byte)
+    detail: str = ""  # why, for anything but ok
+    ttfb: float | None = None  # seconds to the first byte we could send
+    latency: float | None = None
+    finished: bool = False
+
+
+RequestObserver = Callable[[Call], None]  # told once per request, when it has ended; must not block
 
 
 class Relay:
-    def __init__(self, config: Config, pool: Pool, session: aiohttp.ClientSession, clock: Clock) -> None:
+    def __init__(self, config: Config, pool: Pool, session: aiohttp.ClientSession, clock: Clock,
+                 observers: list[RequestObserver] | None = None) -> None:
         self.config = config
         self.pool = pool
         self.session = session
         self.clock = clock
+        self.observers: list[RequestObserver] = observers if observers is not None else []
 
     def _exchanges(self, call: Call, group: str) -> dict[str, Exchange]:
         providers = {d.cfg.provider for d in self.pool.groups.get(group, ())}
@@ -62,8 +77,19 @@ class Relay:
                                  method=call.method) for p in providers}
 
     async def handle(self, call: Call) -> Reply | StreamReply:
+        call.at = self.clock.time()
+        try:
+            return await self._route(call)
+        except NoCapacity as e:
+            self._finish(call, e.status if e.retry_after is not None else 503, "refused", e.message)
+            raise
+        except UpstreamFailed as e:
+            self._finish(call, e.status, "failed", e.message)
+            raise
+
+    async def _route(self, call: Call) -> Reply | StreamReply:
         router = self.config.router
-        deadline = self.clock.time() + router.queue_timeout
+        deadline = call.at + router.queue_timeout
         groups = [call.group, *router.fallbacks.get(call.group, ())]
         failures: list[Failure] = []
         refusal: NoCapacity | None = None
@@ -91,6 +117,9 @@ class Relay:
                 if not isinstance(result, Failure):
                     result.headers["x-keymux-key"] = dep.fingerprint
                     result.headers["x-keymux-attempts"] = str(len(failures) + 1)
+                    call.key, call.upstream_model = dep.fingerprint, dep.model
+                    if call.ttfb is None:
+                        call.ttfb = time.perf_counter() - call.started
                     return result
                 call.attempts.append((dep.fingerprint, result.verdict.outcome.value))
                 failures.append(result)
@@ -99,7 +128,8 @@ class Relay:
                     if overflow and _is_context_overflow(result):
                         groups[i:] = list(overflow)
                         break
-                    self._log(call, group, dep.fingerprint, result.status, result.verdict.reason)
+                    call.key, call.upstream_model = dep.fingerprint, dep.model
+                    self._finish(call, result.status, "client_error", result.verdict.reason)
                     return Reply(result.status, ex.error(result.status, _scrub(result.raw, dep.cfg.api_key,
                                                                                dep.fingerprint), result.verdict))
                 failed_keys.append(dep.fingerprint)
@@ -107,8 +137,6 @@ class Relay:
 
     def _give_up(self, call: Call, failures: list[Failure], refusal: NoCapacity | None) -> Exception:
         tried = "; ".join(f"{fp} {outcome}" for fp, outcome in call.attempts[-4:])
-        self._log(call, call.group, "-", refusal.status if refusal and not failures else 502,
-                  refusal.message if refusal else tried)
         if refusal is not None and refusal.retry_after is not None:
             if failures:
                 refusal.message = f"{len(failures)} attempt(s) failed ({tried}); {refusal.message}"
@@ -132,16 +160,27 @@ class Relay:
         return UpstreamFailed(message, status=status)
 
     def _done(self, call: Call, fingerprint: str, verdict: Verdict, usage: Usage | None) -> None:
+        """An answer has been fully delivered (for a stream: its last event, or its mid-stream error)."""
         call.attempts.append((fingerprint, verdict.outcome.value))
         call.usage = usage
-        self._log(call, call.group, fingerprint, 200 if verdict.ok else 502, verdict.reason)
+        if verdict.ok:
+            self._finish(call, 200, "ok")
+        else:
+            self._finish(call, 200, "broken", verdict.reason)
 
-    def _log(self, call: Call, group: str, fingerprint: str, status: int, detail: str = "") -> None:
-        ms = (time.perf_counter() - call.started) * 1000
+    def _finish(self, call: Call, status: int, outcome: str, detail: str = "") -> None:
+        if call.finished:
+            return
+        call.finished = True
+        call.status, call.outcome, call.detail = status, outcome, detail
+        call.latency = time.perf_counter() - call.started
         tokens = f" tokens={call.usage.total}" if call.usage else ""
-        extra = f" ({detail})" if detail and status != 200 else ""
-        log.info("%s %s group=%s key=%s status=%d %.0fms attempts=%d%s%s%s", call.request_id, call.surface, group,
-                 fingerprint, status, ms, max(1, len(call.attempts)), " stream" if call.stream else "", tokens, extra)
+        extra = f" ({detail})" if detail else ""
+        log.info("%s %s group=%s key=%s status=%d %.0fms attempts=%d%s%s%s", call.request_id, call.surface,
+                 call.group, call.key or "-", status, call.latency * 1000, max(1, len(call.attempts)),
+                 " stream" if call.stream else "", tokens, extra)
+        for observer in self.observers:
+            observer(call)
 
 
 def _is_context_overflow(failure: Failure) -> bool:

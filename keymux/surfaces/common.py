@@ -42,15 +42,17 @@ def client_key(request: web.Request) -> str | None:
     return request.query.get("key")
 
 
-def check_auth(request: web.Request, master_key: str | None) -> None:
+def check_auth(request: web.Request, master_key: str | None) -> str:
+    """Raise Unauthorized unless the request carries the gateway key; return who the client is."""
     if master_key is None:
-        return
+        return "open"
     given = client_key(request)
     if given is None:
         raise Unauthorized("missing gateway key: send it as 'Authorization: Bearer <key>', 'x-api-key', "
                            "'x-goog-api-key' or '?key='")
     if not hmac.compare_digest(given.encode(), master_key.encode()):
         raise Unauthorized("invalid gateway key")
+    return "master"
 
 
 async def read_json(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:

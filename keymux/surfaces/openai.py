@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     gw: Gateway = gateway(request)
-    check_auth(request, gw.config.master_key)
+    client = check_auth(request, gw.config.master_key)
     body, raw = await read_json(request, gw.config.max_request_bytes)
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -34,7 +34,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     options = body.get("stream_options")
     include_usage = bool(stream and isinstance(options, dict) and options.get("include_usage"))
     call = Call(surface="openai", group=group, model=model, body=body, raw=raw, stream=stream,
-                include_usage=include_usage, request_id=request_id(request))
+                include_usage=include_usage, request_id=request_id(request), client=client)
     result = await gw.relay.handle(call)
     if isinstance(result, Reply):
         return web.Response(status=result.status, body=result.body, content_type=JSON, headers=result.headers)
