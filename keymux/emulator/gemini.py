@@ -12,6 +12,8 @@ quota. Faults are consumed only by POST model methods (not by model listing).
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Any
 
 import orjson
@@ -58,6 +60,9 @@ DEFAULT_MODELS = [
     "text-embedding-004",
 ]
 EMBED_DIMS = 8
+
+
+MIDSTREAM_PAUSE = 0.05  # real seconds between the good event and the error of a "midstream" fault
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
@@ -243,7 +248,9 @@ class GeminiEmulator(EmulatorBase):
             resp.force_close()
         await resp.prepare(request)
         if sse:
-            for c in chunks:
+            for i, c in enumerate(chunks):
+                if abrupt and i == len(chunks) - 1:
+                    await asyncio.sleep(MIDSTREAM_PAUSE)  # the break comes after the first event has been delivered
                 await resp.write(b"data: " + orjson.dumps(c) + b"\r\n\r\n")
         else:
             for i, c in enumerate(chunks):

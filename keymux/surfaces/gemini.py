@@ -25,7 +25,7 @@ _UNMETERED = {"countTokens"}  # Google does not count these against the generate
 
 async def model_method(request: web.Request) -> web.StreamResponse:
     gw: Gateway = gateway(request)
-    check_auth(request, gw.config.master_key)
+    client = check_auth(request, gw.config.master_key)
     name, sep, method = request.match_info["tail"].rpartition(":")
     if not sep or method not in _METHODS:
         raise NotFound(f"unknown method '{method}'; supported: {', '.join(sorted(_METHODS))}")
