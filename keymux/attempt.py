@@ -69,6 +69,8 @@ async def attempt(session: aiohttp.ClientSession, ex: Exchange, lease: Lease, *,
                   ) -> Reply | StreamReply | Failure:
     dep = lease.deployment.cfg
     url, headers, data = ex.request(dep, stream)
+    if log.isEnabledFor(logging.DEBUG):  # the URL never holds the key: it travels in a header
+        log.debug("attempt key=%s model=%s url=%s stream=%s bytes=%d", dep.fingerprint, dep.model, url, stream, len(data))
     try:
         resp = await session.post(url, data=data, headers=headers, timeout=_timeout(timeout, stream))
     except (asyncio.TimeoutError, aiohttp.ClientError) as e:

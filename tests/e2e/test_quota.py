@@ -149,3 +149,15 @@ async def test_request_errors_go_back_unretried(make_stack: StackFactory) -> Non
         await _ask(stack.openai())
     assert err.value.status_code == 404 and "not found" in err.value.message
     assert len(stack.gemini.calls) == 1
+
+
+async def test_a_hung_upstream_times_out_and_the_request_moves_on(make_stack: StackFactory) -> None:
+    stack = await make_stack({"model_list": gemini_group("chat", ["slow", "fast"], timeout=0.2),
+                              "router_settings": {"routing_strategy": "round-robin"}},
+                             gemini_keys={"slow": EmuKey(), "fast": EmuKey()})
+    stack.gemini.inject("slow", "timeout")
+    client = stack.openai()
+    answers = [await _ask(client) for _ in range(2)]  # round-robin: one of them meets the hung key first
+    assert all(a.choices[0].message.content for a in answers)
+    assert stack.gemini.count(key="slow", kind="timeout") == 1
+    assert stack.gemini.count(key="fast", status=200) == 2
