@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from keymux.clock import Clock
 from keymux.emulator import gemini_wire as W
 from keymux.emulator.base import EmulatorBase
 from keymux.emulator.gemini_answer import (
@@ -33,7 +32,7 @@ from keymux.emulator.gemini_answer import (
     stream_responses,
     validate_generate,
 )
-from keymux.emulator.quota import EmuKey, QuotaHit
+from keymux.emulator.quota import QuotaHit
 
 JSON_CT = "application/json; charset=UTF-8"
 SSE_HEADERS = {
@@ -72,18 +71,10 @@ def _json(obj: Any, status: int = 200) -> web.Response:
 class GeminiEmulator(EmulatorBase):
     """Emulates generativelanguage.googleapis.com for the keys given (unknown keys are invalid)."""
 
-    def __init__(
-        self,
-        keys: dict[str, EmuKey],
-        clock: Clock | None = None,
-        models: list[str] | None = None,
-        *,
-        keep_calls: bool = True,
-    ) -> None:
-        super().__init__(keys, clock, models, keep_calls=keep_calls)
-        self.strict_fields = True  # unknown JSON field names -> 400, as Google does
-        self.require_thought_signatures = True  # gemini-3*: functionCall history needs signatures
-        self.whole_second_retry = False  # True: RetryInfo "26s" (Google often truncates)
+    # Switches a test may flip on an instance:
+    strict_fields = True  # unknown JSON field names -> 400, as Google does
+    require_thought_signatures = True  # gemini-3*: functionCall history needs signatures
+    whole_second_retry = False  # True: RetryInfo "26s" (Google often truncates)
 
     @staticmethod
     def default_models() -> list[str]:

@@ -20,11 +20,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from keymux.clock import Clock
 from keymux.emulator import openai_wire as O
 from keymux.emulator.base import EmulatorBase
 from keymux.emulator.gemini_wire import embedding_values
-from keymux.emulator.quota import EmuKey, QuotaHit, go_duration
+from keymux.emulator.quota import QuotaHit, go_duration
 
 JSON_CT = "application/json"
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -54,16 +53,7 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 
 
 class OpenAIEmulator(EmulatorBase):
-    def __init__(
-        self,
-        keys: dict[str, EmuKey],
-        clock: Clock | None = None,
-        models: list[str] | None = None,
-        *,
-        keep_calls: bool = True,
-    ) -> None:
-        super().__init__(keys, clock, models, keep_calls=keep_calls)
-        self.organization = "org-emulator"
+    organization = "org-emulator"
 
     @staticmethod
     def default_models() -> list[str]:

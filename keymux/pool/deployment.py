@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from keymux.config.schema import Config, DeploymentConfig, Limits
+from keymux.pool.limits import min_known
 
 
 @dataclass(eq=False)
@@ -35,14 +36,6 @@ class Deployment:
         self.latency_ewma = seconds if prev is None else prev * 0.8 + seconds * 0.2
 
 
-def _min(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
-
-
 def build_deployments(config: Config) -> dict[str, list[Deployment]]:
     """Deployments per group; deployments sharing (bucket, model) share one scope and its smallest limits."""
     scope_limits: dict[str, Limits] = {}
@@ -52,11 +45,11 @@ def build_deployments(config: Config) -> dict[str, list[Deployment]]:
         lim = d.limits
         if prev is not None:
             lim = Limits(
-                rpm=_min(prev.rpm, lim.rpm),
-                tpm=_min(prev.tpm, lim.tpm),
-                rpd=_min(prev.rpd, lim.rpd),
-                tpd=_min(prev.tpd, lim.tpd),
-                max_parallel=_min(prev.max_parallel, lim.max_parallel),
+                rpm=min_known(prev.rpm, lim.rpm),
+                tpm=min_known(prev.tpm, lim.tpm),
+                rpd=min_known(prev.rpd, lim.rpd),
+                tpd=min_known(prev.tpd, lim.tpd),
+                max_parallel=min_known(prev.max_parallel, lim.max_parallel),
             )
         scope_limits[scope] = lim
     groups: dict[str, list[Deployment]] = {}

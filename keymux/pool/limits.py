@@ -19,6 +19,15 @@ except Exception:  # noqa: BLE001 - no tz database on this host (e.g. Alpine): u
     _PACIFIC = None
 
 
+def min_known(a: int | None, b: int | None) -> int | None:
+    """The smaller of two optional limits; None means "no limit known"."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
 def _us_pacific_offset(utc: datetime) -> timedelta:
     """US DST rule (since 2007): PDT from 2nd Sunday of March 10:00 UTC to 1st Sunday of November 09:00 UTC."""
     year = utc.year

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from keymux.pool.deployment import Deployment
-from keymux.pool.limits import MINUTE, DayCounter, SlidingWindow, next_pacific_midnight
+from keymux.pool.limits import MINUTE, DayCounter, SlidingWindow, min_known, next_pacific_midnight
 from keymux.pool.store import Blocked, Park, Reservation, ScopeView, State
 
 INF = float("inf")
@@ -37,14 +37,6 @@ class _Scope:
 class _Dep:
     park: Park | None = None
     failures: deque[float] = field(default_factory=deque)
-
-
-def _effective(declared: int | None, learned: int | None) -> int | None:
-    if declared is None:
-        return learned
-    if learned is None:
-        return declared
-    return min(declared, learned)
 
 
 class MemoryStore:
@@ -77,23 +69,23 @@ class MemoryStore:
                 when, why = park.until, park.reason
         lim = d.limits
         learned = s.learned
-        rpm = _effective(lim.rpm, learned.get("rpm"))
+        rpm = min_known(lim.rpm, learned.get("rpm"))
         if rpm is not None:
             t = s.minute_requests.free_at(now, 1, rpm)
             if t > when:
                 when, why = t, f"rpm {rpm} reached"
-        tpm = _effective(lim.tpm, learned.get("tpm"))
+        tpm = min_known(lim.tpm, learned.get("tpm"))
         if tpm is not None and tokens:
             t = s.minute_tokens.free_at(now, tokens, tpm)
             if t > when:
                 when, why = t, f"tpm {tpm} reached" if t < INF else f"request (~{int(tokens)} tokens) exceeds tpm {tpm}"
         s.day.roll(now)
-        rpd = _effective(lim.rpd, learned.get("rpd"))
+        rpd = min_known(lim.rpd, learned.get("rpd"))
         if rpd is not None and s.day.requests >= rpd:
             t = next_pacific_midnight(now)
             if t > when:
                 when, why = t, f"rpd {rpd} reached, back at midnight Pacific"
-        tpd = _effective(lim.tpd, learned.get("tpd"))
+        tpd = min_known(lim.tpd, learned.get("tpd"))
         if tpd is not None and tokens and s.day.tokens + tokens > tpd:
             t = next_pacific_midnight(now)
             if t > when:

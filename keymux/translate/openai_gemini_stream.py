@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from ._json import Json
 from .openai_gemini_response import candidate_parts, finish_reason, read_parts, usage_from_gemini
