@@ -1,0 +1,48 @@
+"""Usage ledger: one row per client request (what it cost, which keys it tried), in SQLite or PostgreSQL.
+
+    open_ledger(config) -> Ledger       store chosen by general_settings.database_url
+    Row.from_call(call, cost)           what the relay observer appends
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keymux.config.schema import Config
+from keymux.ledger.row import Row
+from keymux.ledger.sqlite import MEMORY, SQLiteStore
+from keymux.ledger.store import LedgerStore, LedgerUnavailable
+from keymux.ledger.writer import Ledger
+
+DEFAULT_FILE = "keymux.db"
+
+
+def sqlite_path(config: Config) -> str:
+    url = config.database_url
+    if url is None:
+        # Beside the config file; a config with no file (tests, embedding) keeps its ledger in memory.
+        return str(config.source.parent / DEFAULT_FILE) if config.source is not None else MEMORY
+    path = url.removeprefix("sqlite://")
+    if path in ("", "/", "/:memory:"):
+        return MEMORY
+    path = path.removeprefix("/")  # sqlite:///rel.db -> rel.db; sqlite:////abs.db -> /abs.db
+    if not Path(path).is_absolute() and config.source is not None:
+        path = str(config.source.parent / path)
+    return path
+
+
+def make_store(config: Config) -> LedgerStore:
+    url = config.database_url
+    if url is not None and url.startswith(("postgresql://", "postgres://")):
+        from keymux.ledger.postgres import PostgresStore
+
+        return PostgresStore(url)
+    return SQLiteStore(sqlite_path(config))
+
+
+def open_ledger(config: Config) -> Ledger:
+    """The ledger for this config (not started: `await ledger.start()` inside the event loop)."""
+    return Ledger(make_store(config))
+
+
+__all__ = ["Ledger", "LedgerStore", "LedgerUnavailable", "Row", "make_store", "open_ledger", "sqlite_path"]

@@ -1,0 +1,79 @@
+"""One ledger row: what one client request did and cost. Built from the relay's `Call` when it ends."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from keymux.pricing import Cost
+from keymux.relay import Call
+
+COLUMNS = ("id", "at", "sec", "request_id", "surface", "client", "grp", "key", "upstream_model", "status",
+           "outcome", "attempts", "n_attempts", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+           "total_tokens", "cost", "value", "free_tier", "latency", "ttfb", "stream", "detail")
+ATTEMPT_COLUMNS = ("row_id", "seq", "at", "key", "outcome")
+DETAIL_MAX = 300
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str  # unique per row (request ids come from clients and may repeat): writes are idempotent
+    at: float  # clock time the request arrived
+    request_id: str
+    surface: str
+    client: str
+    group: str
+    key: str | None  # fingerprint of the key that answered (None: refused, or every attempt failed)
+    upstream_model: str | None
+    status: int
+    outcome: str  # ok | client_error | refused | failed | broken
+    attempts: tuple[tuple[str, str], ...]  # (fingerprint, upstream outcome), in order
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+    cost: float  # USD charged
+    value: float  # USD at list price (free tier: what it would have cost)
+    free_tier: bool
+    latency: float | None
+    ttfb: float | None
+    stream: bool
+    detail: str = ""
+
+    @classmethod
+    def from_call(cls, call: Call, cost: Cost, scrub: Any = None) -> Row:
+        u = call.usage
+        detail = call.detail[:DETAIL_MAX]
+        if scrub is not None and detail:
+            detail = scrub(detail)
+        return cls(id=os.urandom(12).hex(), at=call.at, request_id=call.request_id, surface=call.surface,
+                   client=call.client, group=call.group, key=call.key, upstream_model=call.upstream_model,
+                   status=call.status, outcome=call.outcome, attempts=tuple(call.attempts),
+                   prompt_tokens=u.prompt if u else 0, completion_tokens=u.completion if u else 0,
+                   reasoning_tokens=u.reasoning if u else 0, total_tokens=u.total if u else 0,
+                   cost=cost.cost, value=cost.value, free_tier=cost.free, latency=call.latency, ttfb=call.ttfb,
+                   stream=call.stream, detail=detail)
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.id, self.at, int(self.at), self.request_id, self.surface, self.client, self.group, self.key,
+                self.upstream_model, self.status, self.outcome, orjson.dumps(self.attempts).decode(),
+                len(self.attempts), self.prompt_tokens, self.completion_tokens, self.reasoning_tokens,
+                self.total_tokens, self.cost, self.value, int(self.free_tier), self.latency, self.ttfb,
+                int(self.stream), self.detail)
+
+    def attempt_values(self) -> list[tuple[Any, ...]]:
+        return [(self.id, i, self.at, fp, outcome) for i, (fp, outcome) in enumerate(self.attempts)]
+
+
+def row_dict(values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+    """A row read back from the database, as the admin API shows it."""
+    d = dict(zip(COLUMNS, values))
+    d.pop("sec", None)
+    d["group"] = d.pop("grp")
+    d["attempts"] = orjson.loads(d["attempts"]) if d["attempts"] else []
+    d["free_tier"] = bool(d["free_tier"])
+    d["stream"] = bool(d["stream"])
+    return d

@@ -1,0 +1,100 @@
+"""The ledger's SQL, for SQLite and PostgreSQL alike: epoch seconds as numbers, no date functions.
+
+Migrations are numbered; `schema_version` holds the highest applied. Add a migration, never edit one.
+"""
+
+from __future__ import annotations
+
+from keymux.ledger.row import ATTEMPT_COLUMNS, COLUMNS
+
+
+def _ddl(real: str, big: str) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS requests (
+            id TEXT PRIMARY KEY, at {real} NOT NULL, sec {big} NOT NULL, request_id TEXT, surface TEXT,
+            client TEXT, grp TEXT, key TEXT, upstream_model TEXT, status INTEGER, outcome TEXT, attempts TEXT,
+            n_attempts INTEGER, prompt_tokens {big}, completion_tokens {big}, reasoning_tokens {big},
+            total_tokens {big}, cost {real}, value {real}, free_tier INTEGER, latency {real}, ttfb {real},
+            stream INTEGER, detail TEXT)""",
+        "CREATE INDEX IF NOT EXISTS requests_at ON requests (at)",
+        "CREATE INDEX IF NOT EXISTS requests_key_at ON requests (key, at)",
+        f"""CREATE TABLE IF NOT EXISTS attempts (
+            row_id TEXT NOT NULL, seq INTEGER NOT NULL, at {real} NOT NULL, key TEXT, outcome TEXT,
+            PRIMARY KEY (row_id, seq))""",
+        "CREATE INDEX IF NOT EXISTS attempts_key_at ON attempts (key, at)",
+        f"""CREATE TABLE IF NOT EXISTS runtime_keys (
+            id TEXT PRIMARY KEY, grp TEXT NOT NULL, fingerprint TEXT NOT NULL, provider TEXT NOT NULL,
+            model TEXT NOT NULL, api_key TEXT NOT NULL, api_base TEXT, project TEXT, params TEXT NOT NULL,
+            created {real} NOT NULL)""",
+    ]
+
+
+MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
+    "sqlite": [(1, _ddl("REAL", "INTEGER"))],
+    "postgres": [(1, _ddl("DOUBLE PRECISION", "BIGINT"))],
+}
+SCHEMA_VERSION = max(v for v, _ in MIGRATIONS["sqlite"])
+
+VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+
+
+def insert_requests(dialect: str) -> str:
+    return _insert("requests", COLUMNS, dialect)
+
+
+def insert_attempts(dialect: str) -> str:
+    return _insert("attempts", ATTEMPT_COLUMNS, dialect)
+
+
+def _insert(table: str, columns: tuple[str, ...], dialect: str) -> str:
+    cols = ", ".join(columns)
+    if dialect == "sqlite":
+        return f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})"
+    marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+
+
+def numbered(sql: str) -> str:
+    """`?` placeholders -> `$1, $2, ...` (PostgreSQL)."""
+    out, n = [], 0
+    for part in sql.split("?"):
+        out.append(part)
+        n += 1
+        out.append(f"${n}")
+    return "".join(out[:-1])
+
+
+DIMENSIONS = {"key": "key", "group": "grp", "client": "client", "model": "upstream_model", "surface": "surface"}
+BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
+
+_SUMS = ("count(*), sum(CASE WHEN outcome IN ('ok', 'cache_hit') THEN 0 ELSE 1 END), sum(prompt_tokens), sum(completion_tokens), "
+         "sum(reasoning_tokens), sum(total_tokens), sum(cost), sum(value)")
+SUM_NAMES = ("requests", "errors", "prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens",
+             "cost", "value")
+
+
+def usage_sql(by: str | None, bucket: str | None) -> str:
+    select, group = [], []
+    if by is not None:
+        select.append(f"{DIMENSIONS[by]}")
+        group.append(DIMENSIONS[by])
+    if bucket is not None:
+        b = BUCKETS[bucket]
+        select.append(f"(sec - sec % {b})")
+        group.append(f"(sec - sec % {b})")
+    head = ", ".join(select + [_SUMS])
+    tail = f" GROUP BY {', '.join(group)} ORDER BY {', '.join(group)}" if group else ""
+    return f"SELECT {head} FROM requests WHERE at >= ? AND at < ?{tail}"
+
+
+KEY_TOTALS = ("SELECT key, count(*), sum(total_tokens), sum(cost), sum(value) FROM requests "
+              "WHERE at >= ? AND key IS NOT NULL GROUP BY key")
+KEY_ERRORS = ("SELECT key, count(*) FROM attempts WHERE at >= ? AND outcome NOT IN ('ok', 'client_error') "
+              "GROUP BY key")
+RECENT = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE at < ? ORDER BY at DESC, id LIMIT ?"
+COUNT = "SELECT count(*), sum(total_tokens), sum(cost) FROM requests"
+
+KEY_COLUMNS = ("id", "grp", "fingerprint", "provider", "model", "api_key", "api_base", "project", "params", "created")
+LIST_KEYS = f"SELECT {', '.join(KEY_COLUMNS)} FROM runtime_keys ORDER BY created, id"
+ADD_KEY = f"INSERT INTO runtime_keys ({', '.join(KEY_COLUMNS)}) VALUES ({', '.join('?' * len(KEY_COLUMNS))})"
+DELETE_KEY = "DELETE FROM runtime_keys WHERE fingerprint = ?"

@@ -1,0 +1,177 @@
+"""The ledger: rows appended on the request path, written in batches by one task off it.
+
+    observer -> append(row) -> bounded buffer -> writer task -> store.write(batch)
+
+A failed write (full disk, database gone) leaves the rows in the buffer and is retried with backoff;
+the client's request has long been answered. When the buffer is full, new rows are dropped and
+counted (`dropped`), never blocking a request. `close()` writes what is left (app cleanup).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from decimal import Decimal
+from typing import Any
+
+from keymux.ledger import sql
+from keymux.ledger.row import Row, row_dict
+from keymux.ledger.store import LedgerStore, LedgerUnavailable
+
+log = logging.getLogger("keymux.ledger")
+
+BATCH = 500
+INTERVAL = 1.0  # seconds between writes when the buffer holds less than a batch
+MAX_BUFFER = 100_000
+BACKOFF_CAP = 30.0
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return v
+
+
+class Ledger:
+    def __init__(self, store: LedgerStore, *, batch: int = BATCH, interval: float = INTERVAL,
+                 max_buffer: int = MAX_BUFFER) -> None:
+        self.store = store
+        self.batch = batch
+        self.interval = interval
+        self.max_buffer = max_buffer
+        self.buffer: deque[Row] = deque()
+        self.dropped = 0
+        self.written = 0
+        self.available = False
+        self.last_error: str | None = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._opened = False
+
+    # -- the request path ------------------------------------------------------------------
+    def append(self, row: Row) -> None:
+        if len(self.buffer) >= self.max_buffer:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("ledger buffer full (%d rows, database: %s): %d row(s) dropped", self.max_buffer,
+                          self.last_error or "slow", self.dropped)
+            return
+        self.buffer.append(row)
+        if len(self.buffer) >= self.batch:
+            self._wake.set()
+
+    # -- the writer ------------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            await self._open()
+        except LedgerUnavailable as e:
+            log.error("ledger database unavailable, rows are kept in memory and retried: %s", e)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="keymux-ledger-writer")
+
+    async def _open(self) -> None:
+        if not self._opened:
+            await self.store.open()
+            self._opened = True
+            self.available = True
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+                failures = 0
+            except LedgerUnavailable:
+                failures += 1
+                await asyncio.sleep(min(BACKOFF_CAP, 0.5 * 2 ** failures))
+
+    async def flush(self) -> None:
+        """Write every buffered row now. Raises LedgerUnavailable (the rows stay buffered)."""
+        async with self._lock:
+            while self.buffer:
+                batch = [self.buffer[i] for i in range(min(self.batch, len(self.buffer)))]
+                try:
+                    await self._open()
+                    await self.store.write(batch)
+                except LedgerUnavailable as e:
+                    if self.available or self.last_error != str(e):
+                        log.error("ledger write failed, %d row(s) kept for retry: %s", len(self.buffer), e)
+                    self.available, self.last_error = False, str(e)
+                    raise
+                for _ in batch:
+                    self.buffer.popleft()
+                self.written += len(batch)
+                if not self.available:
+                    log.info("ledger database is back (%s)", self.store.where)
+                self.available, self.last_error = True, None
+
+    async def close(self, timeout: float = 10.0) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except (TimeoutError, LedgerUnavailable) as e:
+            log.error("ledger: %d row(s) could not be written at shutdown: %s", len(self.buffer), e or "timeout")
+        try:
+            await self.store.close()
+        except LedgerUnavailable:
+            pass
+
+    # -- reading ---------------------------------------------------------------------------
+    async def _fetch(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            await self.flush()  # best effort: what was just served should show
+        except LedgerUnavailable:
+            pass
+        await self._open()
+        return [tuple(_num(v) for v in r) for r in await self.store.fetch(query, args)]
+
+    async def usage(self, by: str | None, since: float, until: float, bucket: str | None) -> list[dict[str, Any]]:
+        rows = await self._fetch(sql.usage_sql(by, bucket), (since, until))
+        out = []
+        for r in rows:
+            i = 0
+            item: dict[str, Any] = {}
+            if by is not None:
+                item[by], i = r[0], 1
+            if bucket is not None:
+                item["bucket"], i = r[i], i + 1
+            item.update(zip(sql.SUM_NAMES, (v or 0 for v in r[i:])))
+            out.append(item)
+        return out
+
+    async def recent(self, limit: int, before: float) -> list[dict[str, Any]]:
+        return [row_dict(r) for r in await self._fetch(sql.RECENT, (before, limit))]
+
+    async def key_totals(self, since: float) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for key, n, tokens, cost, value in await self._fetch(sql.KEY_TOTALS, (since,)):
+            out[key] = {"requests": n, "errors": 0, "tokens": tokens or 0, "cost": cost or 0.0, "value": value or 0.0}
+        for key, n in await self._fetch(sql.KEY_ERRORS, (since,)):
+            out.setdefault(key, {"requests": 0, "errors": 0, "tokens": 0, "cost": 0.0, "value": 0.0})["errors"] = n
+        return out
+
+    # -- keys added at run time (stored with the ledger so they survive a restart) ----------
+    async def runtime_keys(self) -> list[dict[str, Any]]:
+        await self._open()
+        rows = await self.store.fetch(sql.LIST_KEYS)
+        return [dict(zip(sql.KEY_COLUMNS, r)) for r in rows]
+
+    async def add_runtime_key(self, record: dict[str, Any]) -> None:
+        await self._open()
+        await self.store.execute(sql.ADD_KEY, tuple(record[c] for c in sql.KEY_COLUMNS))
+
+    async def remove_runtime_key(self, fingerprint: str) -> None:
+        await self._open()
+        await self.store.execute(sql.DELETE_KEY, (fingerprint,))

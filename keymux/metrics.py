@@ -1,0 +1,168 @@
+"""Prometheus metrics at `/metrics`, in the text exposition format (version 0.0.4).
+
+Hand-written rather than prometheus-client: a few counters and histograms keyed by label tuples, one
+registry per gateway (tests run several in one process), and gauges read from the pool and the
+ledger at scrape time. Counters come from the same ledger rows that are written to the database, so
+the two always agree. Keys appear only as fingerprints.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from keymux.pool.store import State
+
+if TYPE_CHECKING:
+    from keymux.ledger import Ledger, Row
+    from keymux.pool import Pool
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+Labels = tuple[str, ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(names: Labels, values: Iterable[object]) -> str:
+    pairs = ",".join(f'{n}="{_escape(str(v))}"' for n, v in zip(names, values))
+    return "{" + pairs + "}" if pairs else ""
+
+
+def _num(v: float) -> str:
+    f = float(v)
+    if f == math.inf:
+        return "+Inf"
+    return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
+
+
+class Counter:
+    def __init__(self, name: str, help: str, labels: Labels) -> None:
+        self.name, self.help, self.labels = name, help, labels
+        self.values: dict[tuple[object, ...], float] = {}
+
+    def inc(self, key: tuple[object, ...], amount: float = 1.0) -> None:
+        self.values[key] = self.values.get(key, 0.0) + amount
+
+    def render(self, out: list[str]) -> None:
+        out.append(f"# HELP {self.name} {self.help}")
+        out.append(f"# TYPE {self.name} counter")
+        for key, v in sorted(self.values.items(), key=lambda kv: tuple(map(str, kv[0]))):
+            out.append(f"{self.name}{_labels(self.labels, key)} {_num(v)}")
+
+
+class Histogram:
+    def __init__(self, name: str, help: str, labels: Labels, buckets: tuple[float, ...]) -> None:
+        self.name, self.help, self.labels, self.buckets = name, help, labels, buckets
+        self.values: dict[tuple[object, ...], list[float]] = {}  # per label set: bucket counts..., sum, count
+
+    def observe(self, key: tuple[object, ...], value: float) -> None:
+        v = self.values.get(key)
+        if v is None:
+            v = self.values[key] = [0.0] * (len(self.buckets) + 2)
+        i = bisect.bisect_left(self.buckets, value)
+        if i < len(self.buckets):
+            v[i] += 1
+        v[-2] += value
+        v[-1] += 1
+
+    def render(self, out: list[str]) -> None:
+        out.append(f"# HELP {self.name} {self.help}")
+        out.append(f"# TYPE {self.name} histogram")
+        names = self.labels + ("le",)
+        for key, v in sorted(self.values.items(), key=lambda kv: tuple(map(str, kv[0]))):
+            running = 0.0
+            for bound, n in zip(self.buckets, v):
+                running += n
+                out.append(f"{self.name}_bucket{_labels(names, (*key, _num(bound)))} {_num(running)}")
+            out.append(f"{self.name}_bucket{_labels(names, (*key, '+Inf'))} {_num(v[-1])}")
+            out.append(f"{self.name}_sum{_labels(self.labels, key)} {_num(v[-2])}")
+            out.append(f"{self.name}_count{_labels(self.labels, key)} {_num(v[-1])}")
+
+
+def _gauge(out: list[str], name: str, help: str, labels: Labels, samples: Iterable[tuple[tuple[object, ...], float]]) -> None:
+    out.append(f"# HELP {name} {help}")
+    out.append(f"# TYPE {name} gauge")
+    for key, v in samples:
+        out.append(f"{name}{_labels(labels, key)} {_num(v)}")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests = Counter("keymux_requests_total", "Client requests by model group, surface, status and outcome.",
+                                ("group", "surface", "status", "outcome"))
+        self.upstream = Counter("keymux_upstream_calls_total", "Upstream calls by key fingerprint, model and outcome.",
+                                ("key", "model", "outcome"))
+        self.tokens = Counter("keymux_tokens_total", "Tokens by key fingerprint, model and type.",
+                              ("key", "model", "type"))
+        self.cost = Counter("keymux_cost_usd_total", "USD charged, by key fingerprint and model (free tier: 0).",
+                            ("key", "model"))
+        self.value = Counter("keymux_value_usd_total", "USD at list price, by key fingerprint and model.",
+                             ("key", "model"))
+        self.duration = Histogram("keymux_request_duration_seconds", "Time from request to its last byte.",
+                                  ("group",), DURATION_BUCKETS)
+        self.ttfb = Histogram("keymux_time_to_first_byte_seconds", "Time from request to its first byte.",
+                              ("group",), DURATION_BUCKETS)
+        self.queue_wait = Histogram("keymux_queue_wait_seconds", "Time requests waited in the queue for a key.",
+                                    (), WAIT_BUCKETS)
+
+    def observe(self, row: Row, model_of: Callable[[str, str], str]) -> None:
+        """One finished request (the same row the ledger writes)."""
+        self.requests.inc((row.group, row.surface, row.status, row.outcome))
+        for i, (fp, outcome) in enumerate(row.attempts):
+            last_ok = i == len(row.attempts) - 1 and row.upstream_model and fp == row.key
+            model = row.upstream_model if last_ok else model_of(row.group, fp)
+            self.upstream.inc((fp, model or "", outcome))
+        if row.key is not None:
+            model = row.upstream_model or ""
+            for kind, n in (("prompt", row.prompt_tokens), ("completion", row.completion_tokens),
+                            ("reasoning", row.reasoning_tokens)):
+                if n:
+                    self.tokens.inc((row.key, model, kind), n)
+            if row.cost or row.value:
+                self.cost.inc((row.key, model), row.cost)
+                self.value.inc((row.key, model), row.value)
+        if row.latency is not None:
+            self.duration.observe((row.group,), row.latency)
+        if row.ttfb is not None:
+            self.ttfb.observe((row.group,), row.ttfb)
+
+    def observe_wait(self, seconds: float) -> None:
+        self.queue_wait.observe((), seconds)
+
+    def render(self, pool: Pool, ledger: Ledger, now: float) -> str:
+        out: list[str] = []
+        for m in (self.requests, self.upstream, self.tokens, self.cost, self.value):
+            m.render(out)
+        states: list[tuple[tuple[object, ...], float]] = []
+        seen: set[str] = set()
+        for deployments in pool.groups.values():
+            for d in deployments:
+                if d.id in seen:
+                    continue
+                seen.add(d.id)
+                current = pool.store.view(d, now).state
+                states += [((d.fingerprint, d.model, d.id, s.value), 1.0 if s is current else 0.0) for s in State]
+        _gauge(out, "keymux_key_state", "1 for the state each key/model deployment is in.",
+               ("key", "model", "deployment", "state"), states)
+        _gauge(out, "keymux_queue_depth", "Requests waiting for a key.", (), [((), pool.queue_depth())])
+        self.queue_wait.render(out)
+        self.duration.render(out)
+        self.ttfb.render(out)
+        _gauge(out, "keymux_ledger_buffer_rows", "Ledger rows not yet written to the database.", (),
+               [((), len(ledger.buffer))])
+        _gauge(out, "keymux_ledger_up", "1 when the last ledger write succeeded.", (),
+               [((), 1.0 if ledger.available else 0.0)])
+        for name, help, v in (("keymux_ledger_written_rows_total", "Ledger rows written.", ledger.written),
+                              ("keymux_ledger_dropped_rows_total", "Ledger rows dropped: buffer full.", ledger.dropped)):
+            out.append(f"# HELP {name} {help}")
+            out.append(f"# TYPE {name} counter")
+            out.append(f"{name} {_num(v)}")
+        return "\n".join(out) + "\n"
+
+
+__all__ = ["Metrics"]

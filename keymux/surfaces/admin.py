@@ -1,0 +1,272 @@
+"""The admin API (`/admin/...`, JSON, master key required) and Prometheus `/metrics`.
+
+Keys appear only as fingerprints. Errors use the OpenAI error shape (app.py's middleware renders them).
+Without a master key configured, the admin API answers only to clients on this machine (loopback).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from keymux.errors import BadRequest, KeymuxError, NotFound, Unauthorized
+from keymux.ledger import LedgerUnavailable
+from keymux.ledger.sql import BUCKETS, DIMENSIONS
+from keymux.pool.limits import pacific_day_start
+from keymux.reload import Unavailable
+from keymux.surfaces.common import JSON, check_auth, gateway, read_json
+
+if TYPE_CHECKING:
+    from keymux.app import Gateway
+    from keymux.pool.deployment import Deployment
+
+DEFAULT_WINDOW = 24 * 3600.0
+MAX_ROWS = 1000
+_REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LIMITS = (("rpm", "rpm", "rpm_used"), ("tpm", "tpm", "tpm_used"), ("rpd", "rpd", "rpd_used"),
+           ("tpd", "tpd", "tpd_used"), ("max_parallel_requests", "max_parallel", "in_flight"))
+
+
+class ConfigRejected(KeymuxError):
+    status = 422
+    kind = "invalid_request_error"
+    google_status = "FAILED_PRECONDITION"
+
+
+class Forbidden(KeymuxError):
+    status = 403
+    kind = "permission_error"
+    google_status = "PERMISSION_DENIED"
+
+
+def _json(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS), content_type=JSON)
+
+
+def _loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _admin(request: web.Request) -> Gateway:
+    gw: Gateway = gateway(request)
+    if gw.config.master_key is None:
+        if not _loopback(request):
+            raise Forbidden("the admin API needs general_settings.master_key when reached from another machine")
+        return gw
+    check_auth(request, gw.config.master_key)
+    return gw
+
+
+def parse_time(value: str | None, now: float, default: float, name: str) -> float:
+    """`24h` / `30m` / `7d` ago, epoch seconds, or ISO 8601 (UTC unless it says otherwise)."""
+    if value is None or value == "":
+        return default
+    text = value.strip()
+    m = _REL.match(text)
+    if m:
+        return now - float(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"`{name}` must be like 24h, 30m, 7d, epoch seconds or ISO 8601; got {text!r}",
+                         param=name) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.timestamp()
+
+
+async def _ledger_call(coro: Any) -> Any:
+    try:
+        return await coro
+    except LedgerUnavailable as e:
+        raise Unavailable(f"the usage ledger is unavailable: {e}") from None
+
+
+# -- keys --------------------------------------------------------------------------------------
+def _unique(gw: Gateway) -> list[tuple[Deployment, list[str]]]:
+    """Each deployment once, with the groups (not the model-id aliases) it serves."""
+    out: dict[str, tuple[Deployment, list[str]]] = {}
+    for name in gw.group_names():
+        for d in gw.pool.groups.get(name, ()):
+            out.setdefault(d.id, (d, []))[1].append(name)
+    return list(out.values())
+
+
+def _limits(d: Deployment, view: Any) -> dict[str, Any]:
+    out = {}
+    for name, attr, used_attr in _LIMITS:
+        declared = getattr(d.limits, attr)
+        learned = view.learned.get(attr) if attr != "max_parallel" else None
+        limit = min(x for x in (declared, learned) if x is not None) if declared or learned else None
+        used = getattr(view, used_attr)
+        out[name] = {"used": round(used) if isinstance(used, float) else used, "limit": limit,
+                     "declared": declared, "learned": learned}
+    return out
+
+
+def keys_doc(gw: Gateway, today: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
+    now = gw.clock.time()
+    runtime = {d.fingerprint for d in gw.live.runtime}
+    keys: dict[str, dict[str, Any]] = {}
+    for d, groups in _unique(gw):
+        cfg = d.cfg
+        k = keys.get(d.fingerprint)
+        if k is None:
+            k = keys[d.fingerprint] = {
+                "key": d.fingerprint, "provider": cfg.provider, "groups": [], "project": cfg.project,
+                "bucket": cfg.bucket, "added_at_run_time": d.fingerprint in runtime, "state": "ready", "models": [],
+                "today": None if today is None else today.get(d.fingerprint, {
+                    "requests": 0, "errors": 0, "tokens": 0, "cost": 0.0, "value": 0.0})}
+        for g in groups:
+            if g not in k["groups"]:
+                k["groups"].append(g)
+        view = gw.pool.store.view(d, now)
+        k["models"].append({
+            "deployment": d.id, "model": d.model, "groups": groups, "state": view.state.value,
+            "until": view.until, "until_in": None if view.until is None else max(0.0, round(view.until - now, 1)),
+            "why": view.reason or None, "limits": _limits(d, view), "in_flight": view.in_flight, "served": d.served})
+    for k in keys.values():  # the key as a whole: ready if any model is, else its worst state
+        states = {m["state"] for m in k["models"]}
+        k["state"] = next(s for s in ("ready", "disabled", "exhausted", "cooling") if s in states)
+    return list(keys.values())
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    gw = _admin(request)
+    today: dict[str, dict[str, Any]] | None
+    error = None
+    try:
+        today = await gw.ledger.key_totals(pacific_day_start(gw.clock.time()))
+    except LedgerUnavailable as e:
+        today, error = None, str(e)
+    return _json({"object": "list", "data": keys_doc(gw, today), "ledger_error": error})
+
+
+def _known(gw: Gateway, fp: str) -> None:
+    if not gw.pool.deployments_of(fp):
+        raise NotFound(f"no key {fp}")
+
+
+async def disable_key(request: web.Request) -> web.Response:
+    gw = _admin(request)
+    fp = request.match_info["fingerprint"]
+    _known(gw, fp)
+    await gw.pool.disable_key(fp, "disabled by an operator")
+    return _json({"key": fp, "state": "disabled"})
+
+
+async def enable_key(request: web.Request) -> web.Response:
+    gw = _admin(request)
+    fp = request.match_info["fingerprint"]
+    _known(gw, fp)
+    await gw.pool.enable_key(fp)
+    return _json({"key": fp, "enabled": True})
+
+
+async def reset_key(request: web.Request) -> web.Response:
+    gw = _admin(request)
+    fp = request.match_info["fingerprint"]
+    _known(gw, fp)
+    await gw.pool.reset_key(fp)
+    return _json({"key": fp, "reset": True})
+
+
+async def add_key(request: web.Request) -> web.Response:
+    gw = _admin(request)
+    body, _ = await read_json(request, 64 * 1024)
+    d = await gw.live.add_key(body)
+    return _json({"key": d.fingerprint, "group": d.group, "deployment": d.id, "provider": d.provider,
+                  "model": d.model}, status=201)
+
+
+async def delete_key(request: web.Request) -> web.Response:
+    gw = _admin(request)
+    fp = request.match_info["fingerprint"]
+    gone = await gw.live.remove_key(fp)
+    return _json({"key": fp, "removed": [d.id for d in gone]})
+
+
+# -- usage and requests ------------------------------------------------------------------------
+async def usage(request: web.Request) -> web.Response:
+    gw = _admin(request)
+    q = request.query
+    by = q.get("by") or None
+    if by is not None and by not in DIMENSIONS:
+        raise BadRequest(f"`by` must be one of {', '.join(DIMENSIONS)}", param="by")
+    bucket = q.get("bucket") or None
+    if bucket is not None and bucket not in BUCKETS:
+        raise BadRequest(f"`bucket` must be one of {', '.join(BUCKETS)}", param="bucket")
+    now = gw.clock.time()
+    since = parse_time(q.get("since"), now, now - DEFAULT_WINDOW, "since")
+    until = parse_time(q.get("until"), now, now + 1, "until")
+    rows = await _ledger_call(gw.ledger.usage(by, since, until, bucket))
+    total: dict[str, Any] = {}
+    for r in rows:
+        for k in ("requests", "errors", "prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens",
+                  "cost", "value"):
+            total[k] = total.get(k, 0) + r[k]
+    return _json({"object": "list", "by": by, "bucket": bucket, "since": since, "until": until,
+                  "data": rows, "total": total})
+
+
+async def requests(request: web.Request) -> web.Response:
+    gw = _admin(request)
+    q = request.query
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError:
+        raise BadRequest("`limit` must be an integer", param="limit") from None
+    if not 1 <= limit <= MAX_ROWS:
+        raise BadRequest(f"`limit` must be between 1 and {MAX_ROWS}", param="limit")
+    before = parse_time(q.get("before"), gw.clock.time(), math.inf, "before")
+    rows = await _ledger_call(gw.ledger.recent(limit, min(before, 1e18)))
+    return _json({"object": "list", "data": rows,
+                  "next_before": rows[-1]["at"] if len(rows) == limit else None})
+
+
+async def reload(request: web.Request) -> web.Response:
+    gw = _admin(request)
+    outcome = await gw.live.reload()
+    if not outcome.ok:
+        raise ConfigRejected(outcome.message)
+    return _json({"ok": True, "message": outcome.message, "changes": outcome.changes})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gw: Gateway = gateway(request)
+    if gw.config.metrics_auth and gw.config.master_key is not None:
+        try:
+            check_auth(request, gw.config.master_key)
+        except Unauthorized as e:
+            e.message += " (or set general_settings.metrics_auth: false)"
+            raise
+    text = gw.metrics.render(gw.pool, gw.ledger, gw.clock.time())
+    return web.Response(body=text.encode(), headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/admin/keys", list_keys)
+    r.add_post("/admin/keys", add_key)
+    r.add_delete("/admin/keys/{fingerprint}", delete_key)
+    r.add_post("/admin/keys/{fingerprint}/disable", disable_key)
+    r.add_post("/admin/keys/{fingerprint}/enable", enable_key)
+    r.add_post("/admin/keys/{fingerprint}/reset", reset_key)
+    r.add_get("/admin/usage", usage)
+    r.add_get("/admin/requests", requests)
+    r.add_post("/admin/reload", reload)
+    r.add_get("/metrics", metrics)
