@@ -14,14 +14,20 @@ from typing import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from keymux.cache import ResponseCache, make_cache
 from keymux.clock import Clock, SystemClock
 from keymux.config.schema import Config
 from keymux.errors import KeymuxError, NotFound
+from keymux.ledger import open_ledger
+from keymux.ledger.recorder import Recorder
+from keymux.metrics import Metrics
 from keymux.pool import Pool
 from keymux.pool.deployment import Deployment, build_deployments
 from keymux.pool.memory import MemoryStore
 from keymux.pool.store import StateStore
-from keymux.relay import Relay
+from keymux.relay import Relay, RequestObserver
+from keymux.reload import Live
+from keymux.surfaces import admin as admin_surface
 from keymux.surfaces import gemini as gemini_surface
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
@@ -49,10 +55,21 @@ class Gateway:
         self.clock = clock or SystemClock()
         groups = build_deployments(config)
         self._group_names = list(groups)
+        self.cache: ResponseCache | None = None  # made at start (a Redis client belongs to the running loop)
+        self._shared = None  # the Redis-backed store, when config asks for one (it has a lifecycle)
+        if store is None and config.router.redis is not None:
+            from keymux.pool.failover import SharedStore  # imports redis: only when configured
+
+            store = self._shared = SharedStore(config.router.redis)
         self.pool = Pool({**_aliases(groups), **groups}, config.router, store or MemoryStore(), self.clock)
         self.started = time.time()
         self.session: aiohttp.ClientSession | None = None
         self._relay: Relay | None = None
+        self.ledger = open_ledger(config)
+        self.metrics = Metrics()
+        self.pool.wait_observers.append(self.metrics.observe_wait)
+        self.observers: list[RequestObserver] = [Recorder(self)]  # ledger row + metrics, once per request
+        self.live = Live(self)  # reload, keys added at run time
 
     @property
     def relay(self) -> Relay:
@@ -61,6 +78,15 @@ class Gateway:
 
     def group_names(self) -> list[str]:
         return self._group_names
+
+    @property
+    def state_store(self) -> str:
+        """Where key state lives, for /health/readiness: memory | redis | redis (degraded: local)."""
+        return "memory" if self._shared is None else self._shared.status
+
+    def set_groups(self, groups: dict[str, list[Deployment]]) -> None:
+        self._group_names = list(groups)
+        self.pool.set_groups({**_aliases(groups), **groups})
 
     def resolve(self, name: str) -> str | None:
         """A model group, or an upstream model id, as clients spell them ("models/x", "gemini/x")."""
@@ -75,11 +101,22 @@ class Gateway:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
         self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
-        self._relay = Relay(self.config, self.pool, self.session, self.clock)
+        if self._shared is not None:
+            await self._shared.start(self.pool.wake)
+        self.cache = make_cache(self.config.cache, self.clock)
+        self._relay = Relay(self.config, self.pool, self.session, self.clock, self.observers, cache=self.cache)
+        await self.ledger.start()
+        await self.live.load()
 
     async def stop(self) -> None:
+        await self.live.stop()
         if self.session is not None:
             await self.session.close()
+        if self._shared is not None:
+            await self._shared.stop()
+        if self.cache is not None:
+            await self.cache.close()
+        await self.ledger.close()  # after the last request: every row is written
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -126,4 +163,5 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     openai_surface.add_routes(app)
     gemini_surface.add_routes(app)
     health_surface.add_routes(app)
+    admin_surface.add_routes(app)
     return app

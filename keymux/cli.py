@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -34,6 +35,11 @@ def _load(path: str):  # type: ignore[no-untyped-def]
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    if args.workers > 1 and getattr(config.router, "redis", None) is None \
+            and os.environ.get("KEYMUX_UNSAFE_WORKERS") != "1":  # benchmarks only: quotas counted per worker
+        print(f"keymux: --workers {args.workers} needs shared state: set router_settings.redis_host or redis_url; "
+              "without it each worker would believe it owns every key's full quota", file=sys.stderr)
+        return 2
     _setup_logging(args.debug or config.verbose)
     log = logging.getLogger("keymux")
     for warning in config.warnings:
@@ -46,9 +52,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     args.host)
         log.warning("Set general_settings.master_key in the config, or bind to 127.0.0.1.")
         log.warning("!" * 78)
+    workers = args.workers
+    if workers > 1 and getattr(config.router, "redis", None) is None:
+        log.warning("KEYMUX_UNSAFE_WORKERS=1: %d workers without shared state; each counts every key's quota "
+                    "alone (for benchmarks only)", workers)
     from keymux.server import run
 
-    run(config, host=args.host, port=args.port)
+    run(config, host=args.host, port=args.port, workers=workers, watch=args.watch)
     return 0
 
 
@@ -76,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", "-p", type=int, default=4000)
     serve.add_argument("--debug", "--detailed_debug", action="store_true", help="more detail in logs (still redacted)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="processes sharing the port (SO_REUSEPORT); more than 1 needs Redis shared state")
+    serve.add_argument("--watch", action="store_true", help="reload the config when the file changes "
+                       "(SIGHUP and POST /admin/reload always do)")
     serve.set_defaults(func=cmd_serve)
 
     check = sub.add_parser("check", help="validate a config and show what it resolves to")
@@ -88,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-serve", action="store_true", help="exit after the burst instead of serving")
     demo.add_argument("--debug", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    from keymux.admin_cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

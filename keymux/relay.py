@@ -15,6 +15,7 @@ from typing import Any, Callable
 import aiohttp
 
 from keymux.attempt import Failure, Reply, StreamReply, attempt
+from keymux.cache import ResponseCache, strip_controls
 from keymux.clock import Clock
 from keymux.config.schema import Config
 from keymux.errors import NoCapacity, UpstreamFailed
@@ -43,6 +44,7 @@ class Call:
     method: str = "generateContent"  # Gemini method, for Gemini clients
     metered: bool = True  # False: counts against no quota window (countTokens)
     client: str = "open"  # who asked: a fingerprint of the gateway key they used, never the key
+    cache_control: str = ""  # the client's Cache-Control header (no-cache / no-store)
     # Filled in as the request goes: what was tried, and how it ended.
     attempts: list[tuple[str, str]] = field(default_factory=list)  # (key fingerprint, outcome)
     usage: Usage | None = None
@@ -51,7 +53,8 @@ class Call:
     key: str | None = None  # fingerprint of the key that answered
     upstream_model: str | None = None
     status: int = 0
-    outcome: str = ""  # ok | client_error | refused | failed | broken (stream died after its first byte)
+    outcome: str = ""  # ok | client_error | refused | failed | broken (stream died after its first byte) | cache_hit
+    cache_hit: bool = False  # answered from the response cache: no key, no quota, no upstream call
     detail: str = ""  # why, for anything but ok
     ttfb: float | None = None  # seconds to the first byte we could send
     latency: float | None = None
@@ -63,8 +66,9 @@ RequestObserver = Callable[[Call], None]  # told once per request, when it has e
 
 class Relay:
     def __init__(self, config: Config, pool: Pool, session: aiohttp.ClientSession, clock: Clock,
-                 observers: list[RequestObserver] | None = None) -> None:
+                 observers: list[RequestObserver] | None = None, cache: ResponseCache | None = None) -> None:
         self.config = config
+        self.cache = cache
         self.pool = pool
         self.session = session
         self.clock = clock
@@ -78,14 +82,27 @@ class Relay:
 
     async def handle(self, call: Call) -> Reply | StreamReply:
         call.at = self.clock.time()
+        controls = strip_controls(call)  # LiteLLM's per-request `cache` field never goes upstream
+        plan = self.cache.plan(call, controls) if self.cache is not None else None
+        if plan is not None:  # before any key is leased: a hit spends no quota
+            assert self.cache is not None
+            hit = await self.cache.lookup(plan, call)
+            if hit is not None:
+                call.cache_hit = True
+                self._finish(call, 200, "cache_hit")
+                return hit
         try:
-            return await self._route(call)
+            result = await self._route(call)
         except NoCapacity as e:
             self._finish(call, e.status if e.retry_after is not None else 503, "refused", e.message)
             raise
         except UpstreamFailed as e:
             self._finish(call, e.status, "failed", e.message)
             raise
+        if plan is not None:
+            assert self.cache is not None
+            return await self.cache.keep(plan, call, result)
+        return result
 
     async def _route(self, call: Call) -> Reply | StreamReply:
         router = self.config.router
@@ -113,7 +130,7 @@ class Relay:
                 ex = exchanges[dep.cfg.provider]
                 result = await attempt(self.session, ex, lease, stream=call.stream,
                                        timeout=dep.cfg.timeout or router.timeout, now=self.clock.time,
-                                       on_done=lambda v, u, fp=dep.fingerprint: self._done(call, fp, v, u))
+                                       on_done=lambda v, u, d=dep: self._done(call, d.fingerprint, v, u, d.model))
                 if not isinstance(result, Failure):
                     result.headers["x-keymux-key"] = dep.fingerprint
                     result.headers["x-keymux-attempts"] = str(len(failures) + 1)
@@ -159,10 +176,13 @@ class Relay:
             status = last.status
         return UpstreamFailed(message, status=status)
 
-    def _done(self, call: Call, fingerprint: str, verdict: Verdict, usage: Usage | None) -> None:
+    def _done(self, call: Call, fingerprint: str, verdict: Verdict, usage: Usage | None, model: str) -> None:
         """An answer has been fully delivered (for a stream: its last event, or its mid-stream error)."""
         call.attempts.append((fingerprint, verdict.outcome.value))
         call.usage = usage
+        call.key, call.upstream_model = fingerprint, model  # observers need them (a whole answer ends here)
+        if call.ttfb is None:
+            call.ttfb = time.perf_counter() - call.started
         if verdict.ok:
             self._finish(call, 200, "ok")
         else:

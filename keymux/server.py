@@ -24,11 +24,11 @@ def new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-async def start(config: Config, host: str, port: int, **kwargs: object) -> web.AppRunner:
+async def start(config: Config, host: str, port: int, *, reuse_port: bool = False, **kwargs: object) -> web.AppRunner:
     app = create_app(config, **kwargs)  # type: ignore[arg-type]
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
     groups = app[GATEWAY].group_names()
     log.info("keymux listening on http://%s:%d (%d groups: %s; %d keys)", host, port, len(groups),
@@ -36,12 +36,17 @@ async def start(config: Config, host: str, port: int, **kwargs: object) -> web.A
     return runner
 
 
-async def _serve(config: Config, host: str, port: int) -> None:
-    runner = await start(config, host, port)
+async def _serve(config: Config, host: str, port: int, reuse_port: bool = False, watch: bool = False) -> None:
+    runner = await start(config, host, port, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    live = runner.app[GATEWAY].live  # config reload: SIGHUP, and --watch (polls the file's mtime)
+    if hasattr(signal, "SIGHUP"):
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(live.reload()))
+    if watch:
+        live.watch()
     try:
         await stop.wait()
         log.info("shutting down")
@@ -49,9 +54,44 @@ async def _serve(config: Config, host: str, port: int) -> None:
         await runner.cleanup()
 
 
-def run(config: Config, host: str, port: int) -> None:
+def run(config: Config, host: str, port: int, workers: int = 1, reuse_port: bool = False,
+        watch: bool = False) -> None:
+    if workers > 1:
+        _run_workers(config, host, port, workers)
+        return
     loop = new_loop()
     try:
-        loop.run_until_complete(_serve(config, host, port))
+        loop.run_until_complete(_serve(config, host, port, reuse_port, watch))
     finally:
         loop.close()
+
+
+def _run_workers(config: Config, host: str, port: int, workers: int) -> None:
+    """N forked processes, one port (SO_REUSEPORT: the kernel spreads connections). The caller (cli) has
+    checked that key state is shared; a worker that dies takes the others down, so nothing half-runs."""
+    import multiprocessing
+    import os
+
+    ctx = multiprocessing.get_context("fork")  # before any event loop exists in this process
+    procs = [ctx.Process(target=run, args=(config, host, port, 1, True), name=f"keymux-worker-{i}", daemon=True)
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    log.info("%d workers on port %d (pids %s)", workers, port, ", ".join(str(p.pid) for p in procs))
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while any(p.is_alive() for p in procs):
+        for p in procs:
+            p.join(0.5)
+            if not stopping and p.exitcode not in (None, 0):
+                log.error("worker %s exited with %s; stopping the others", p.name, p.exitcode)
+                stop()

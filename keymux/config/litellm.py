@@ -215,6 +215,7 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
             cost = opt(name, f.number, src=info, src_path=info_path)
         costs.append(cost)
 
+    tier = opt("tier", f.choice, src=info, src_path=info_path, choices=("free", "paid"))
     base_id, id_path = f"{group}/{origin.position}", f"{path}.model_name"
     if "id" in info:
         id_path = f"{info_path}.id"
@@ -227,7 +228,7 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
             id=f"{base_id}#{n}" if multi else base_id, group=group, provider=provider, model=upstream,
             api_key=key, fingerprint=key_fp, api_base=api_base, project=project, limits=Limits(**limits),
             weight=1.0 if weight is None else weight, order=order, timeout=timeout, max_retries=max_retries,
-            input_cost_per_token=costs[0], output_cost_per_token=costs[1])
+            input_cost_per_token=costs[0], output_cost_per_token=costs[1], tier=tier)
         out.append((d, id_path))
     return group, out
 

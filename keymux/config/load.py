@@ -6,8 +6,7 @@
 
 `os.environ/VAR` is resolved in string values; `environment_variables:` entries take precedence over the
 process environment (LiteLLM writes them into os.environ at start). Unknown keys become warnings, wrong types
-errors. Settings that belong to later work (cache, redis, database) are accepted and listed in
-`Config.inactive`. See keymux/config/litellm.py for `model_list`.
+errors. Settings that belong to later work (database) are accepted and listed in `Config.inactive`. See keymux/config/litellm.py for `model_list`.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import yaml
 from keymux.config.fields import ENV_PREFIX, ConfigError, Fields, describe, join_path, show_name
 from keymux.config.fields import show_value as sv
 from keymux.config.litellm import Origin, parse_model_list
-from keymux.config.schema import Config, DeploymentConfig, RouterSettings
+from keymux.config.schema import CacheSettings, Config, DeploymentConfig, RedisSettings, RouterSettings
 
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
                       "latency-based-routing", "round-robin")
@@ -36,7 +35,8 @@ _TOP_LEVEL_UNSUPPORTED = frozenset(("credential_list", "guardrails", "mcp_server
 _LEDGER_CALLBACKS = frozenset(("callbacks", "success_callback", "failure_callback", "service_callback",
                                "input_callback", "_async_success_callback", "_async_failure_callback",
                                "callback_settings", "langfuse_default_tags"))
-_REDIS = {"redis_host": False, "redis_port": False, "redis_password": True, "redis_url": True}
+_REDIS = ("redis_host", "redis_port", "redis_password", "redis_url", "redis_namespace", "redis_fail_closed")
+CACHE_TYPES = ("local", "redis")
 # LiteLLM accepts these in litellm_settings too; router_settings wins when both are set.
 _ROUTER_IN_LITELLM = {"num_retries": "num_retries", "request_timeout": "timeout", "allowed_fails": "allowed_fails",
                       "cooldown_time": "cooldown_time", "fallbacks": "fallbacks",
@@ -234,11 +234,12 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     ls = f.mapping(doc.get("litellm_settings"), "litellm_settings")
     gs = f.mapping(doc.get("general_settings"), "general_settings")
     router = _router(rs, ls, f, groups, models.skipped_groups)
-    drop_params, verbose = _litellm_settings(ls, f)
-    master_key, max_request_bytes = _general_settings(gs, f)
+    drop_params, verbose, cache = _litellm_settings(ls, f, router.redis)
+    master_key, max_request_bytes, database_url, metrics_auth = _general_settings(gs, f)
     deployments = _default_bases(models.deployments, f.env)
     return Config(deployments=deployments, router=router, drop_params=drop_params,
-                  master_key=master_key, verbose=verbose, max_request_bytes=max_request_bytes,
+                  master_key=master_key, verbose=verbose, max_request_bytes=max_request_bytes, cache=cache,
+                  database_url=database_url, metrics_auth=metrics_auth,
                   inactive=tuple(f.inactive), warnings=tuple(f.warnings), source=None)
 
 
@@ -273,6 +274,7 @@ def _environment(value: object, f: Fields) -> dict[str, str]:
 
 def _router(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: set[str]) -> RouterSettings:
     values: dict[str, object] = {}
+    redis: dict[str, object] = {}
     # litellm_settings first, so that router_settings overrides it.
     for key, attr in _ROUTER_IN_LITELLM.items():
         if key in ls:
@@ -285,8 +287,7 @@ def _router(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: set[str]) 
                      "fallbacks", "context_window_fallbacks"):
             values[key] = _router_value(key, val, path, f, groups, skipped)
         elif key in _REDIS:
-            _inactive_value(val, path, f, secret=_REDIS[key], integer=key == "redis_port")
-            f.mark_inactive(path, "shared state")
+            redis[key] = val
         elif key == "default_fallbacks":
             f.string_list(val, path, what="a list of model group names")
             f.mark_inactive(path, "fallbacks for every group")
@@ -296,7 +297,37 @@ def _router(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: set[str]) 
             f.warn(f"{path}: LiteLLM setting not supported by keymux, ignored")
         else:
             f.unknown("router_settings", key)
+    values["redis"] = _redis(redis, "router_settings", "redis_", f)
     return RouterSettings(**values)  # type: ignore[arg-type]
+
+
+def _redis(section: dict, path: str, prefix: str, f: Fields) -> RedisSettings | None:
+    """`redis_host`/`redis_port`/`redis_password`/`redis_url` (router_settings, LiteLLM's names) or
+    `host`/`port`/`password`/`url` (cache_params). None when neither a host nor a url is given."""
+    out: dict[str, object] = {}
+    for name in ("host", "port", "password", "url", "namespace", "fail_closed"):
+        key = prefix + name
+        if key not in section or section[key] is None:
+            continue
+        at = join_path(path, key)
+        val = section[key]
+        if name == "port":
+            out[name] = f.integer(val, at, minimum=1)
+        elif name == "fail_closed":
+            out[name] = f.boolean(val, at)
+        elif name == "url":
+            url = f.string(val, at, secret=True, what="a redis:// URL")
+            if not url.startswith(("redis://", "rediss://", "unix://")):
+                raise f.error(at, "a redis://, rediss:// or unix:// URL",
+                              message="expected a redis://, rediss:// or unix:// URL")
+            out[name] = url
+        else:
+            out[name] = f.string(val, at, secret=name == "password")
+    if "host" not in out and "url" not in out:
+        if out:
+            f.warn(f"{path}: {prefix}host or {prefix}url is not set, so the other Redis settings are ignored")
+        return None
+    return RedisSettings(**out)  # type: ignore[arg-type]
 
 
 def _router_value(attr: str, val: object, path: str, f: Fields, groups: set[str], skipped: set[str]) -> object:
@@ -366,8 +397,10 @@ def _inactive_value(val: object, path: str, f: Fields, *, secret: bool = False, 
         f.string(val, path, secret=secret)
 
 
-def _litellm_settings(ls: dict, f: Fields) -> tuple[bool, bool]:
-    drop_params = verbose = False
+def _litellm_settings(ls: dict, f: Fields, router_redis: RedisSettings | None
+                      ) -> tuple[bool, bool, CacheSettings | None]:
+    drop_params = verbose = enabled = False
+    params: dict = {}
     for key, val in ls.items():
         path = join_path("litellm_settings", key)
         if key == "drop_params":
@@ -377,14 +410,9 @@ def _litellm_settings(ls: dict, f: Fields) -> tuple[bool, bool]:
         elif key in _ROUTER_IN_LITELLM:
             continue  # read by _router
         elif key == "cache":
-            if f.boolean(val, path):
-                f.mark_inactive(path, "response cache")
+            enabled = f.boolean(val, path)
         elif key == "cache_params":
             params = f.mapping(val, path)
-            for k, v in params.items():
-                if isinstance(v, str):
-                    _inactive_value(v, join_path(path, k), f, secret=True)
-            f.mark_inactive(path, "response cache settings")
         elif key in ("default_fallbacks", "content_policy_fallbacks"):
             f.mark_inactive(path, "fallbacks for every group" if key == "default_fallbacks"
                             else "content-policy fallbacks")
@@ -394,20 +422,66 @@ def _litellm_settings(ls: dict, f: Fields) -> tuple[bool, bool]:
             f.warn(f"{path}: LiteLLM setting not supported by keymux, ignored")
         else:
             f.unknown("litellm_settings", key)
-    return drop_params, verbose
+    cache = _cache(params, f, router_redis) if enabled else None
+    if params and not enabled:
+        f.warn("litellm_settings.cache_params: ignored: litellm_settings.cache is not true")
+    return drop_params, verbose, cache
 
 
-def _general_settings(gs: dict, f: Fields) -> tuple[str | None, int]:
+def _cache(params: dict, f: Fields, router_redis: RedisSettings | None) -> CacheSettings:
+    path = "litellm_settings.cache_params"
+    values: dict[str, object] = {}
+    for key, val in params.items():
+        at = join_path(path, key)
+        if key == "type":
+            values["type"] = f.choice(val, at, CACHE_TYPES)
+        elif key == "ttl":
+            values["ttl"] = f.number(val, at, positive=True)
+        elif key == "namespace":
+            values["namespace"] = f.string(val, at)
+        elif key == "max_bytes":
+            values["max_bytes"] = f.integer(val, at, minimum=1)
+        elif key in ("host", "port", "password", "url"):
+            continue  # read by _redis below
+        elif key in ("supported_call_types", "mode", "default_in_memory_ttl", "default_in_redis_ttl",
+                     "similarity_threshold", "redis_semantic_cache_embedding_model", "s3_bucket_name"):
+            f.warn(f"{at}: LiteLLM cache setting not supported by keymux, ignored")
+        else:
+            f.unknown(path, key)
+    if values.get("type") == "redis":
+        # Like LiteLLM: cache_params, else the router's Redis, else REDIS_URL / REDIS_HOST in the environment.
+        env = {k: f"{ENV_PREFIX}{v}" for k, v in (("url", "REDIS_URL"), ("host", "REDIS_HOST"),
+                                                 ("port", "REDIS_PORT"), ("password", "REDIS_PASSWORD"))
+               if v in f.env}
+        own = {k: v for k, v in params.items() if k in ("host", "port", "password", "url")}
+        redis = _redis(own, path, "", f) or router_redis or _redis(env, path, "", f)
+        if redis is None:
+            f.warn(f"{join_path(path, 'type')}: redis, but no Redis is configured (cache_params.host or url, "
+                   "router_settings.redis_host, REDIS_HOST): using the local cache")
+            values["type"] = "local"
+        else:
+            values["redis"] = redis
+    return CacheSettings(**values)  # type: ignore[arg-type]
+
+
+def _general_settings(gs: dict, f: Fields) -> tuple[str | None, int, str | None, bool]:
     master_key = None
     max_request_bytes = Config.__dataclass_fields__["max_request_bytes"].default
+    database_url: str | None = None
+    metrics_auth = True
     for key, val in gs.items():
         path = join_path("general_settings", key)
         if key == "master_key":
             if val is not None:
                 master_key = f.string(val, path, secret=True, what="a key string")
         elif key == "database_url":
-            _inactive_value(val, path, f, secret=True)
-            f.mark_inactive(path, "usage ledger")
+            if val is not None:
+                database_url = f.string(val, path, secret=True)
+                if not database_url.startswith(("sqlite://", "postgresql://", "postgres://")):
+                    raise f.error(path, "sqlite:///path or postgresql://...", message="database_url must start "
+                                  "with sqlite:/// or postgresql://")
+        elif key == "metrics_auth":
+            metrics_auth = f.boolean(val, path)
         elif key == "max_request_size_mb":
             max_request_bytes = int(f.number(val, path, positive=True) * 1024 * 1024)
         elif key in _LEDGER_CALLBACKS:
@@ -418,7 +492,7 @@ def _general_settings(gs: dict, f: Fields) -> tuple[str | None, int]:
             f.unknown("general_settings", key)
     if master_key is None and f.env.get(MASTER_KEY_ENV):
         master_key = f.env[MASTER_KEY_ENV]  # LiteLLM reads it from the environment too
-    return master_key, max_request_bytes
+    return master_key, max_request_bytes, database_url, metrics_auth
 
 
 __all__ = ["ROUTING_STRATEGIES", "ConfigError", "load_config", "parse_config", "parse_yaml"]

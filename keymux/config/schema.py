@@ -43,11 +43,40 @@ class DeploymentConfig:
     max_retries: int | None = None
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    tier: str | None = None  # model_info.tier: "free" | "paid"; None: by provider (see keymux/pricing.py)
 
     @property
     def bucket(self) -> str:
         """What quota is counted against: the project when labelled, else the key itself."""
         return f"project:{self.project}" if self.project else self.fingerprint
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """Where shared key state (or the response cache) lives: `url`, or `host`/`port`/`password`."""
+
+    url: str | None = field(default=None, repr=False)  # may embed a password
+    host: str | None = None
+    port: int = 6379
+    password: str | None = field(default=None, repr=False)
+    namespace: str = "keymux"  # key prefix, so several deployments can share one Redis
+    fail_closed: bool = False  # Redis down: refuse (503) instead of running on local state
+
+    def describe(self) -> str:
+        if self.url:
+            return "redis (url)"
+        return f"redis {self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """`litellm_settings.cache: true` with `cache_params`: exact-match response cache."""
+
+    type: str = "local"  # "local" (this process, LRU bounded in bytes) | "redis" (shared by replicas)
+    ttl: float = 600.0  # seconds
+    namespace: str = "keymux"
+    max_bytes: int = 64 * 1024 * 1024  # local cache only
+    redis: RedisSettings | None = None  # type redis: where
 
 
 @dataclass(frozen=True)
@@ -61,6 +90,7 @@ class RouterSettings:
     queue_timeout: float = 30.0  # seconds a request may wait for capacity
     fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     context_window_fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    redis: RedisSettings | None = None  # shared key state for several replicas; None: in this process
 
 
 @dataclass(frozen=True)
@@ -70,7 +100,10 @@ class Config:
     drop_params: bool = False
     master_key: str | None = field(default=None, repr=False)
     verbose: bool = False
+    database_url: str | None = field(default=None, repr=False)  # usage ledger; None: keymux.db beside the config
+    metrics_auth: bool = True  # /metrics needs the master key
     max_request_bytes: int = 20 * 1024 * 1024
+    cache: CacheSettings | None = None  # None: no response cache
     # Settings accepted from a LiteLLM config but not active yet ("litellm_settings.cache").
     inactive: tuple[str, ...] = ()
     # Unknown keys and other non-fatal findings, already phrased for a human.

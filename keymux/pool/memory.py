@@ -164,6 +164,14 @@ class MemoryStore:
     async def enable_key(self, fingerprint: str) -> None:
         self._disabled.pop(fingerprint, None)
 
+    async def reset_key(self, fingerprint: str, scopes: Sequence[str], deployment_ids: Sequence[str]) -> None:
+        for scope in scopes:
+            s = self._scopes.get(scope)
+            if s is not None:
+                s.park, s.backoff_level = None, 0
+        for deployment_id in deployment_ids:
+            self._deps.pop(deployment_id, None)
+
     async def record_failure(self, deployment_id: str, now: float, window: float = MINUTE) -> int:
         fails = self._dep(deployment_id).failures
         fails.append(now)
@@ -188,6 +196,9 @@ class MemoryStore:
         self._scope(scope).learned[name] = value
 
     # -- views -----------------------------------------------------------------------------
+    async def refresh(self, deployments: Sequence[Deployment], now: float) -> None:
+        """Views are always current here."""
+
     def view(self, d: Deployment, now: float) -> ScopeView:
         s = self._scope(d.scope)
         s.day.roll(now)

@@ -14,7 +14,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from keymux.clock import Clock, Timer
 from keymux.config.schema import RouterSettings
@@ -87,6 +87,45 @@ class Pool:
         self._drain_timer: Timer | None = None
         self._draining = False
         self._redrain = False
+        self.wait_observers: list[Callable[[float], None]] = []  # seconds each queued request waited
+
+    def set_groups(self, groups: dict[str, list[Deployment]]) -> None:
+        """Swap the group map (reload, keys added or removed at run time). Leases in flight keep their
+        deployment; state lives in the store by scope / deployment id / fingerprint, so it carries over."""
+        self.groups = groups
+        self._kick()
+
+    def wake(self) -> None:
+        """Capacity may have freed elsewhere (another replica): offer it to the queue."""
+        self._kick()
+
+    def queue_depth(self) -> int:
+        return len(self._waiters)
+
+    def deployments_of(self, fingerprint: str) -> list[Deployment]:
+        seen: dict[str, Deployment] = {}
+        for deployments in self.groups.values():
+            for d in deployments:
+                if d.fingerprint == fingerprint:
+                    seen.setdefault(d.id, d)
+        return list(seen.values())
+
+    async def disable_key(self, fingerprint: str, reason: str) -> None:
+        await self.store.disable_key(fingerprint, reason)
+
+    async def enable_key(self, fingerprint: str) -> None:
+        await self.store.enable_key(fingerprint)
+        self._kick()
+
+    async def reset_key(self, fingerprint: str) -> None:
+        """Clear the key's cooldowns, backoff and failure counts (not a disable: see enable_key)."""
+        deps = self.deployments_of(fingerprint)
+        await self.store.reset_key(fingerprint, sorted({d.scope for d in deps}), [d.id for d in deps])
+        self._kick()
+
+    def _observe_wait(self, seconds: float) -> None:
+        for observer in self.wait_observers:
+            observer(seconds)
 
     # -- admission -------------------------------------------------------------------------
     def candidates(self, group: str, exclude: Iterable[str] = ()) -> list[Deployment]:
@@ -134,6 +173,10 @@ class Pool:
                 await self.store.settle(fut.result(), 0, self.clock.time())
                 self._kick()
             raise
+        except NoCapacity:
+            self._observe_wait(self.clock.time() - now)
+            raise
+        self._observe_wait(self.clock.time() - now)
         return self._lease(reservation, self.clock.time())
 
     def _rank(self, group: str, cands: list[Deployment]) -> list[Deployment]:

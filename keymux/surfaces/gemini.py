@@ -40,7 +40,8 @@ async def model_method(request: web.Request) -> web.StreamResponse:
     sse = request.query.get("alt") == "sse"
     call = Call(surface="gemini", group=group, model=name, body=body, raw=raw, stream=stream and sse,
                 method="generateContent" if stream else method, request_id=request_id(request),
-                metered=method not in _UNMETERED, client=client)
+                metered=method not in _UNMETERED, client=client,
+                cache_control=request.headers.get("Cache-Control", ""))
     result = await gw.relay.handle(call)
     if isinstance(result, Reply):
         body_out = result.body

@@ -24,8 +24,10 @@ async def liveness(request: web.Request) -> web.Response:
 
 async def readiness(request: web.Request) -> web.Response:
     gw: Gateway = gateway(request)
-    return _json({"status": "ready", "groups": len(gw.group_names()),
-                  "deployments": len(gw.config.deployments), "state_store": "memory"})
+    store = gw.state_store
+    refusing = "refusing" in store  # Redis down with redis_fail_closed: this replica cannot admit anything
+    return _json({"status": "not ready" if refusing else "ready", "groups": len(gw.group_names()),
+                  "deployments": len(gw.config.deployments), "state_store": store}, 503 if refusing else 200)
 
 
 def group_summary(gw: Gateway, now: float) -> dict[str, Any]:
@@ -51,7 +53,9 @@ def group_summary(gw: Gateway, now: float) -> dict[str, Any]:
 async def health(request: web.Request) -> web.Response:
     gw: Gateway = gateway(request)
     check_auth(request, gw.config.master_key)
-    groups = group_summary(gw, gw.clock.time())
+    now = gw.clock.time()
+    await gw.pool.store.refresh([d for name in gw.group_names() for d in gw.pool.groups[name]], now)
+    groups = group_summary(gw, now)
     healthy = all(g["ready"] or g["next_free_in"] is not None for g in groups.values())
     return _json({"status": "healthy" if healthy else "degraded", "groups": groups})
 

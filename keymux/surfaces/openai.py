@@ -34,7 +34,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     options = body.get("stream_options")
     include_usage = bool(stream and isinstance(options, dict) and options.get("include_usage"))
     call = Call(surface="openai", group=group, model=model, body=body, raw=raw, stream=stream,
-                include_usage=include_usage, request_id=request_id(request), client=client)
+                include_usage=include_usage, request_id=request_id(request), client=client,
+                cache_control=request.headers.get("Cache-Control", ""))
     result = await gw.relay.handle(call)
     if isinstance(result, Reply):
         return web.Response(status=result.status, body=result.body, content_type=JSON, headers=result.headers)

@@ -220,7 +220,7 @@ def test_bad_routing_strategy_lists_the_choices():
     ("cooldown_time", [1], "a non-negative number"),
     ("retry_after", True, "a non-negative number"),
     ("queue_timeout", "forever", "a non-negative number"),
-    ("redis_port", "six", "a non-negative integer"),
+    ("redis_port", "six", "an integer >= 1"),
 ])
 def test_router_setting_types(key, value, expected):
     doc = one()

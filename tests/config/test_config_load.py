@@ -55,11 +55,11 @@ def test_litellm_config_loads_unchanged(litellm_config_path, litellm_env, keys):
     assert r.context_window_fallbacks == {}
     assert config.drop_params is True and config.verbose is False
     assert config.master_key == keys.master
-    assert config.warnings == ()
-    assert config.inactive == (
-        "litellm_settings.cache (response cache): accepted, not active yet",
-        "litellm_settings.cache_params (response cache settings): accepted, not active yet",
-    )
+    assert config.warnings == (
+        "litellm_settings.cache_params.type: redis, but no Redis is configured (cache_params.host or url, "
+        "router_settings.redis_host, REDIS_HOST): using the local cache",)
+    assert config.cache is not None and (config.cache.type, config.cache.ttl) == ("local", 600.0)
+    assert config.inactive == ()
 
 
 def test_environment_variables_section_wins_over_process_env(litellm_config_path, litellm_env, keys):
@@ -350,22 +350,31 @@ def test_set_verbose_and_max_request_size():
     assert config.max_request_bytes == int(1.5 * 1024 * 1024)
 
 
-def test_inactive_settings_are_listed():
+def test_redis_and_cache_settings_are_read():
     doc = one()
-    doc["router_settings"] = {"redis_host": "os.environ/REDIS_HOST", "redis_port": 6379,
-                              "redis_password": "os.environ/REDIS_PASSWORD"}
-    doc["litellm_settings"] = {"cache": True, "cache_params": {"type": "redis", "ttl": 600}}
-    doc["general_settings"] = {"database_url": "postgresql://u:p@db/litellm"}
+    doc["router_settings"] = {"redis_host": "os.environ/REDIS_HOST", "redis_port": 6380,
+                              "redis_password": "os.environ/REDIS_PASSWORD", "redis_namespace": "team-a",
+                              "redis_fail_closed": True}
+    doc["litellm_settings"] = {"cache": True, "cache_params": {"type": "redis", "ttl": 60, "namespace": "c"}}
     config = parse(doc, env={"REDIS_HOST": "cache.internal", "REDIS_PASSWORD": "hunter2hunter2"})
-    assert config.inactive == (
-        "router_settings.redis_host (shared state): accepted, not active yet",
-        "router_settings.redis_port (shared state): accepted, not active yet",
-        "router_settings.redis_password (shared state): accepted, not active yet",
-        "litellm_settings.cache (response cache): accepted, not active yet",
-        "litellm_settings.cache_params (response cache settings): accepted, not active yet",
-        "general_settings.database_url (usage ledger): accepted, not active yet",
-    )
-    assert config.warnings == ()
+    redis = config.router.redis
+    assert redis is not None
+    assert (redis.host, redis.port, redis.password, redis.namespace, redis.fail_closed) == \
+        ("cache.internal", 6380, "hunter2hunter2", "team-a", True)
+    assert "hunter2" not in repr(config)
+    assert config.cache is not None
+    assert (config.cache.type, config.cache.ttl, config.cache.namespace, config.cache.redis) == ("redis", 60.0, "c", redis)
+    assert config.warnings == () and config.inactive == ()
+
+
+def test_redis_url_and_cache_defaults():
+    doc = one()
+    doc["router_settings"] = {"redis_url": "redis://:pw@127.0.0.1:6379/2"}
+    doc["litellm_settings"] = {"cache": True}
+    config = parse(doc)
+    assert config.router.redis is not None and config.router.redis.url == "redis://:pw@127.0.0.1:6379/2"
+    assert config.cache is not None and (config.cache.type, config.cache.redis) == ("local", None)
+    assert parse(one()).router.redis is None and parse(one()).cache is None
 
 
 def test_cache_false_is_not_listed_as_inactive():
@@ -374,13 +383,13 @@ def test_cache_false_is_not_listed_as_inactive():
     assert parse(doc).inactive == ()
 
 
-def test_missing_env_var_in_an_inactive_setting_only_warns():
+def test_redis_settings_without_a_host_warn():
     doc = one()
-    doc["router_settings"] = {"redis_password": "os.environ/REDIS_PASSWORD"}
+    doc["router_settings"] = {"redis_port": 6379}
     config = parse(doc)
-    assert "router_settings.redis_password (shared state): accepted, not active yet" in config.inactive
-    assert any(w.startswith("router_settings.redis_password: environment variable REDIS_PASSWORD is not set")
-               for w in config.warnings)
+    assert config.router.redis is None
+    assert config.warnings == ("router_settings: redis_host or redis_url is not set, so the other Redis settings "
+                               "are ignored",)
 
 
 def test_callbacks_warn_that_keymux_has_its_own_ledger():
