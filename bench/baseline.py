@@ -1,0 +1,108 @@
+"""The floor keymux is compared against: a bare aiohttp server + client that only translates an OpenAI chat
+request to Gemini generateContent and back (streaming too), with keys taken round-robin.
+
+No auth, no pool, no quota windows, no retries, no failover, no logging. Translation uses keymux's own pure
+functions (keymux.translate): translating is the floor's job too, so the comparison isolates what the
+gateway adds on top of it (routing, admission, failure handling, headers).
+
+    python bench/baseline.py --port 8100 --upstream http://127.0.0.1:8001 --keys bench-key0,bench-key1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import sys
+import time
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from keymux.translate.openai_gemini import StreamToOpenAI, request_to_gemini, response_from_gemini
+from keymux.translate.sse import SSEDecoder, sse_event
+
+UPSTREAM_MODEL = "gemini-2.5-flash"
+
+
+def make_app(upstream: str, keys: list[str]) -> web.Application:
+    app = web.Application()
+    rotation = itertools.cycle(keys)
+    base = f"{upstream.rstrip('/')}/v1beta/models/{UPSTREAM_MODEL}"
+    session_key = web.AppKey("session", aiohttp.ClientSession)
+
+    async def on_startup(app: web.Application) -> None:
+        app[session_key] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                                 skip_auto_headers=("User-Agent",))
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app[session_key].close()
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        model = body.get("model", "")
+        stream = bool(body.get("stream"))
+        data = orjson.dumps(request_to_gemini(body, drop_params=False))
+        headers = {"x-goog-api-key": next(rotation), "content-type": "application/json"}
+        rid = f"chatcmpl-{os.urandom(12).hex()}"
+        session = request.app[session_key]
+        if not stream:
+            async with session.post(f"{base}:generateContent", data=data, headers=headers) as up:
+                raw = await up.read()
+                if up.status != 200:
+                    return web.Response(status=up.status, body=raw, content_type="application/json")
+            out = response_from_gemini(orjson.loads(raw), model=model, response_id=rid, created=int(time.time()))
+            return web.Response(body=orjson.dumps(out), content_type="application/json")
+        async with session.post(f"{base}:streamGenerateContent?alt=sse", data=data, headers=headers) as up:
+            if up.status != 200:
+                return web.Response(status=up.status, body=await up.read(), content_type="application/json")
+            resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+            await resp.prepare(request)
+            decoder = SSEDecoder()
+            st = StreamToOpenAI(model=model, response_id=rid, created=int(time.time()), include_usage=False)
+            async for chunk in up.content.iter_any():
+                for payload in decoder.feed(chunk):
+                    for c in st.feed(orjson.loads(payload)):
+                        await resp.write(sse_event(orjson.dumps(c)))
+            for payload in decoder.flush():
+                for c in st.feed(orjson.loads(payload)):
+                    await resp.write(sse_event(orjson.dumps(c)))
+            for c in st.finish():
+                await resp.write(sse_event(orjson.dumps(c)))
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+            return resp
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ready"}', content_type="application/json")
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/health/readiness", ready)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8100)
+    p.add_argument("--upstream", required=True, help="base URL of the Gemini emulator")
+    p.add_argument("--keys", required=True, help="comma-separated upstream keys, used round-robin")
+    args = p.parse_args(argv)
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    app = make_app(args.upstream, [k for k in args.keys.split(",") if k])
+    print(f"baseline on http://{args.host}:{args.port} -> {args.upstream}", file=sys.stderr, flush=True)
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, loop=loop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

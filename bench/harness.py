@@ -1,0 +1,392 @@
+"""The keymux benchmark: emulator, baseline and keymux side by side, same load, same run.
+
+    bench/run                    # the default run (~2.5 min): 10 s per measurement
+    bench/run --quick            # 1 s per measurement, a smoke run
+    bench/run --soak 100000      # also: 100k requests through keymux, RSS sampled every 10k
+    bench/run --install-size     # also: size of keymux + dependencies in a fresh venv (needs PyPI access)
+    bench/run --workers 2        # also: keymux --workers 2 (UNSAFE for quotas until Redis lands; bench only)
+
+Measures requests/s and p50/p99 latency at 1 and 16 connections, non-streaming and streaming, for:
+direct (the load generator on the emulator's native Gemini endpoint), baseline (bench/baseline.py, a bare
+translating proxy) and keymux (`keymux serve --config bench/config.yaml`), then keymux's ratios to the
+baseline, its p50 added latency over direct at 1 connection, start-up time to a ready /health/readiness and
+its RSS after the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from bench.load import Result, have_wrk, run_load
+from keymux.translate.openai_gemini import request_to_gemini
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+KEYMUX = str(Path(PY).with_name("keymux"))
+MASTER = "sk-bench-master-key"
+N_KEYS = 12
+CHAT_KEYS = [f"bench-key{i}" for i in range(6)]  # the keys of group bench-chat in bench/config.yaml
+UPSTREAM_MODEL = "gemini-2.5-flash"
+TARGETS = ("direct", "baseline", "keymux")
+MODES = ("json", "stream")
+TIMELINE = {"added_ms": 1.0, "throughput": 0.85, "startup_s": 1.0, "rss_mb": 80.0, "install_mb": 60.0}
+
+OPENAI_BODY = {
+    "model": "bench-chat",
+    "messages": [{"role": "system", "content": "You are terse."},
+                 {"role": "user", "content": "Say hello to the benchmark in one short sentence, please."}],
+    "max_tokens": 64,
+    "temperature": 0.2,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cmd: list[str], cpus: str | None) -> list[str]:
+    return ["taskset", "-c", cpus, *cmd] if cpus and shutil.which("taskset") else cmd
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+         timeout: float = 5.0) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> float:
+    """Seconds from now until `url` answers 200 (polled every 5 ms)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before it was ready")
+        try:
+            if http(url, timeout=1.0)[0] == 200:
+                return time.perf_counter() - t0
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+class Procs:
+    """Child processes, stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.procs: list[subprocess.Popen] = []
+
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = open(self.logdir / f"{name}.log", "ab")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                cwd=ROOT, start_new_session=True)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for p in reversed(self.procs):
+            self.stop(p)
+
+
+def install_size() -> dict[str, float]:
+    """keymux + dependencies installed (non-editable) into a fresh venv; site-packages size in MB."""
+    venv = Path(tempfile.mkdtemp(prefix="keymux-size-"))
+    try:
+        subprocess.run([PY, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check", str(ROOT)],
+                       check=True)
+        site = next(venv.glob("lib/python*/site-packages"))
+
+        def du(paths: list[Path]) -> float:
+            return sum(f.stat().st_size for p in paths for f in (p.rglob("*") if p.is_dir() else [p])
+                       if f.is_file() and not f.is_symlink()) / 2**20
+
+        everything = du([site])
+        tooling = du([p for p in site.iterdir() if p.name.split("-")[0] in ("pip", "setuptools", "_distutils_hack",
+                                                                             "distutils-precedence.pth")])
+        return {"site_packages_mb": everything, "without_pip_mb": everything - tooling}
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+
+
+def fmt_row(target: str, mode: str, conns: int, r: Result) -> str:
+    return (f"{target:<9} {mode:<7} {conns:>5} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+            f"{r.requests:>8} {r.errors:>6}")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 10; --quick 1)")
+    p.add_argument("--quick", action="store_true", help="1-second measurements, a smoke run")
+    p.add_argument("--connections", default="1,16", help="comma-separated connection counts (default 1,16)")
+    p.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto",
+                   help="load generator: wrk (Debian package) or the asyncio one; auto = wrk when installed")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores with taskset")
+    p.add_argument("--soak", type=int, default=0, metavar="N",
+                   help="also send N requests through keymux (json/stream alternating per 10k), sampling RSS")
+    p.add_argument("--install-size", action="store_true", help="also measure the install size in a fresh venv")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="also measure `keymux serve --workers N` (KEYMUX_UNSAFE_WORKERS=1: unsafe for quotas)")
+    p.add_argument("--startups", type=int, default=3, help="start-up measurements (median reported)")
+    p.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
+    p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and the ledger (temp dir)")
+    args = p.parse_args(argv)
+    duration = args.duration if args.duration is not None else 1.0 if args.quick else 10.0
+    conns_list = [int(c) for c in args.connections.split(",") if c]
+    tool = args.tool if args.tool != "auto" else ("wrk" if have_wrk() else "python")
+    pin = not args.no_pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+    gw_cpu, up_cpu = ("0", "1") if pin else (None, None)
+    if tool == "python" and pin:
+        os.sched_setaffinity(0, {1})  # the in-process load generator shares core 1 with the emulator
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the children
+    logdir = Path(tempfile.mkdtemp(prefix="keymux-bench-"))
+    procs = Procs(logdir)
+    ok = False
+    results: dict[str, object] = {"tool": tool, "duration_s": duration, "pinned": pin, "runs": []}
+    try:
+        # -- the upstream emulator
+        up_port, base_port, km_port = free_port(), free_port(), free_port()
+        upstream = f"http://127.0.0.1:{up_port}"
+        emu = procs.spawn("emulator", pinned([PY, "-m", "keymux.emulator", "gemini", "--port", str(up_port),
+                                              "--keys", f"bench-key*{N_KEYS}"], up_cpu))
+        wait_ready_emulator(upstream, emu)
+
+        # -- keymux: start-up time (spawn to a 200 from /health/readiness), the last one stays for the run
+        env = {"BENCH_UPSTREAM": upstream, "BENCH_DATABASE_URL": f"sqlite:///{logdir}/ledger.db"}
+        serve = pinned([KEYMUX, "serve", "--config", str(HERE / "config.yaml"), "--host", "127.0.0.1",
+                        "--port", str(km_port)], gw_cpu)
+        startups = []
+        for i in range(max(1, args.startups)):
+            t0 = time.perf_counter()
+            km = procs.spawn("keymux", serve, env)
+            wait_ready(f"http://127.0.0.1:{km_port}/health/readiness", km)
+            startups.append(time.perf_counter() - t0)
+            if i < max(1, args.startups) - 1:
+                procs.stop(km)
+        results["startup_s"] = startups
+
+        # -- the baseline
+        base = procs.spawn("baseline", pinned([PY, str(HERE / "baseline.py"), "--port", str(base_port),
+                                               "--upstream", upstream, "--keys", ",".join(CHAT_KEYS)], gw_cpu))
+        wait_ready(f"http://127.0.0.1:{base_port}/health/readiness", base)
+
+        targets = target_table(upstream, base_port, km_port)
+        check_answers(targets)
+        print(f"keymux benchmark: load generator {tool}, {duration:g} s per measurement, "
+              f"{'pinned: keymux/baseline on core 0, emulator + load generator on core 1' if pin else 'not pinned'}"
+              f"; logs in {logdir}{'' if args.keep_logs else ' (removed after a good run; --keep-logs keeps them)'}",
+              flush=True)
+
+        # -- warm-up: connection pools, first-call imports, allocator
+        for name in TARGETS:
+            for mode in MODES:
+                url, body, headers = targets[name][mode]
+                run_load(url, body, headers, connections=16, duration=min(1.0, duration), tool=tool, cpus=up_cpu)
+
+        print(f"\n{'target':<9} {'mode':<7} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'requests':>8} {'errors':>6}")
+        table: dict[tuple[str, str, int], Result] = {}
+        for mode in MODES:
+            for conns in conns_list:
+                for name in TARGETS:
+                    url, body, headers = targets[name][mode]
+                    r = run_load(url, body, headers, connections=conns, duration=duration, tool=tool, cpus=up_cpu)
+                    table[(name, mode, conns)] = r
+                    results["runs"].append({"target": name, "mode": mode, "connections": conns, **r.as_dict()})
+                    print(fmt_row(name, mode, conns, r), flush=True)
+        results["rss_mb"] = {"keymux": rss_mb(km.pid), "baseline": rss_mb(base.pid), "emulator": rss_mb(emu.pid)}
+
+        summary = summarize(table, conns_list, startups, results["rss_mb"])  # type: ignore[arg-type]
+        results["summary"] = summary
+
+        if args.workers > 1:
+            procs.stop(km)
+            results["workers"] = measure_workers(procs, args.workers, km_port, env, targets, duration, tool,
+                                                 up_cpu, table)
+            km = procs.spawn("keymux", serve, env)
+            wait_ready(f"http://127.0.0.1:{km_port}/health/readiness", km)
+        if args.soak:
+            results["soak"] = soak(km, targets["keymux"], args.soak, tool, up_cpu)
+        if args.install_size:
+            print("\ninstall size: creating a fresh venv and installing keymux (non-editable) ...", flush=True)
+            size = install_size()
+            results["install"] = size
+            print(f"install size: site-packages {size['site_packages_mb']:.1f} MB, "
+                  f"{size['without_pip_mb']:.1f} MB without the venv's own pip "
+                  f"(target <= {TIMELINE['install_mb']:.0f} MB): "
+                  f"{verdict(size['without_pip_mb'] <= TIMELINE['install_mb'])}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+        ok = True
+    finally:
+        procs.stop_all()
+    if ok and not args.keep_logs:
+        shutil.rmtree(logdir, ignore_errors=True)
+    return 0
+
+
+def wait_ready_emulator(upstream: str, proc: subprocess.Popen) -> None:
+    wait_ready(f"{upstream}/v1beta/models?key=bench-key0", proc)
+
+
+def target_table(upstream: str, base_port: int, km_port: int) -> dict[str, dict[str, tuple[str, bytes, dict]]]:
+    openai_json = orjson.dumps(OPENAI_BODY)
+    openai_stream = orjson.dumps({**OPENAI_BODY, "stream": True})
+    gemini_body = orjson.dumps(request_to_gemini(dict(OPENAI_BODY), drop_params=False))
+    ct = {"Content-Type": "application/json"}
+    native = f"{upstream}/v1beta/models/{UPSTREAM_MODEL}"
+    direct_h = {**ct, "x-goog-api-key": CHAT_KEYS[0]}
+    km_h = {**ct, "Authorization": f"Bearer {MASTER}"}
+    return {
+        "direct": {"json": (f"{native}:generateContent", gemini_body, direct_h),
+                   "stream": (f"{native}:streamGenerateContent?alt=sse", gemini_body, direct_h)},
+        "baseline": {"json": (f"http://127.0.0.1:{base_port}/v1/chat/completions", openai_json, ct),
+                     "stream": (f"http://127.0.0.1:{base_port}/v1/chat/completions", openai_stream, ct)},
+        "keymux": {"json": (f"http://127.0.0.1:{km_port}/v1/chat/completions", openai_json, km_h),
+                   "stream": (f"http://127.0.0.1:{km_port}/v1/chat/completions", openai_stream, km_h)},
+    }
+
+
+def check_answers(targets: dict[str, dict[str, tuple[str, bytes, dict]]]) -> None:
+    """One request per target and mode before measuring: a benchmark of error answers measures nothing."""
+    for name, modes in targets.items():
+        for mode, (url, body, headers) in modes.items():
+            status, raw = http(url, body, headers)
+            expect = b"candidates" if name == "direct" else (b"chat.completion.chunk" if mode == "stream"
+                                                             else b"chat.completion")
+            if status != 200 or expect not in raw:
+                raise RuntimeError(f"{name} {mode}: {status} {raw[:300]!r}")
+            if name != "direct" and mode == "stream" and not raw.rstrip().endswith(b"data: [DONE]"):
+                raise RuntimeError(f"{name} stream did not end with [DONE]: {raw[-200:]!r}")
+
+
+def summarize(table: dict[tuple[str, str, int], Result], conns_list: list[int], startups: list[float],
+              rss: dict[str, float]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    print("\nkeymux vs the baseline (same run):")
+    for mode in MODES:
+        for conns in conns_list:
+            km, base, direct = table[("keymux", mode, conns)], table[("baseline", mode, conns)], \
+                table[("direct", mode, conns)]
+            ratio = km.rps / base.rps if base.rps else float("nan")
+            out[f"throughput_ratio_{mode}_{conns}"] = ratio
+            target = f" (target >= {TIMELINE['throughput']:.2f}: {verdict(ratio >= TIMELINE['throughput'])})" \
+                if conns == max(conns_list) else ""
+            print(f"  {mode:<6} {conns:>2} conns: throughput {ratio:5.2f}x baseline{target}; "
+                  f"p50 {km.p50_ms:.2f} vs {base.p50_ms:.2f} ms; p99 {km.p99_ms:.2f} vs {base.p99_ms:.2f} ms; "
+                  f"direct {direct.rps:.0f} req/s")
+    low = min(conns_list)
+    for mode in MODES:
+        km, base, direct = table[("keymux", mode, low)], table[("baseline", mode, low)], table[("direct", mode, low)]
+        added, base_added = km.p50_ms - direct.p50_ms, base.p50_ms - direct.p50_ms
+        out[f"added_p50_ms_{mode}"] = added
+        out[f"baseline_added_p50_ms_{mode}"] = base_added
+        print(f"  {mode:<6} p50 added latency at {low} conn over direct: keymux {added:.2f} ms, baseline "
+              f"{base_added:.2f} ms (target <= {TIMELINE['added_ms']:.0f} ms: "
+              f"{verdict(added <= TIMELINE['added_ms'])})")
+    med = statistics.median(startups)
+    out["startup_median_s"] = med
+    print(f"  start-up to a ready /health/readiness: median {med:.2f} s of {len(startups)} "
+          f"({', '.join(f'{s:.2f}' for s in startups)}) (target <= {TIMELINE['startup_s']:.0f} s: "
+          f"{verdict(med <= TIMELINE['startup_s'])})")
+    print(f"  RSS after the run: keymux {rss['keymux']:.1f} MB, baseline {rss['baseline']:.1f} MB, "
+          f"emulator {rss['emulator']:.1f} MB (target <= {TIMELINE['rss_mb']:.0f} MB: "
+          f"{verdict(rss['keymux'] <= TIMELINE['rss_mb'])})")
+    return out
+
+
+def measure_workers(procs: Procs, n: int, port: int, env: dict[str, str], targets: dict, duration: float,
+                    tool: str, up_cpu: str | None, table: dict[tuple[str, str, int], Result]) -> dict[str, object]:
+    print(f"\nkeymux --workers {n} (KEYMUX_UNSAFE_WORKERS=1: each worker counts quotas alone; benchmark only; "
+          f"not pinned, so the workers share both cores with the emulator and the load generator):")
+    cmd = [KEYMUX, "serve", "--config", str(HERE / "config.yaml"), "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(n)]
+    proc = procs.spawn(f"keymux-workers{n}", cmd, {**env, "KEYMUX_UNSAFE_WORKERS": "1"})
+    wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc)
+    out: dict[str, object] = {}
+    for mode in MODES:
+        url, body, headers = targets["keymux"][mode]
+        run_load(url, body, headers, connections=16, duration=min(1.0, duration), tool=tool)
+        r = run_load(url, body, headers, connections=16, duration=duration, tool=tool)
+        one = table[("keymux", mode, 16)].rps if ("keymux", mode, 16) in table else float("nan")
+        out[mode] = {**r.as_dict(), "vs_one_worker": r.rps / one}
+        print(f"  {mode:<6} 16 conns: {r.rps:.0f} req/s (p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms), "
+              f"{r.rps / one:.2f}x one pinned worker")
+    procs.stop(proc)
+    return out
+
+
+def soak(km: subprocess.Popen, target: dict[str, tuple[str, bytes, dict]], n: int, tool: str,
+         up_cpu: str | None) -> dict[str, object]:
+    print(f"\nsoak: {n} requests through keymux at 16 connections, json and stream alternating per ~10k, "
+          f"RSS after each ~10k:", flush=True)
+    samples = [(0, rss_mb(km.pid))]
+    done = 0
+    chunk = 0
+    rate = {mode: 2000.0 for mode in MODES}  # req/s guess, corrected by each chunk (wrk runs whole seconds)
+    while done < n:
+        step = min(10_000, n - done)
+        mode = MODES[chunk % 2]
+        url, body, headers = target[mode]
+        r = run_load(url, body, headers, connections=16, duration=max(1.0, step / rate[mode]), max_requests=step,
+                     tool=tool, cpus=up_cpu)
+        rate[mode] = max(r.rps, 1.0)
+        done += r.requests
+        chunk += 1
+        samples.append((done, rss_mb(km.pid)))
+        print(f"  {done:>7} requests ({MODES[(chunk - 1) % 2]:<6} {r.rps:5.0f} req/s, {r.errors} errors): "
+              f"RSS {samples[-1][1]:.1f} MB", flush=True)
+    later = [mb for _, mb in samples[len(samples) // 2:]]
+    growth = later[-1] - later[0] if len(later) > 1 else 0.0
+    peak = max(mb for _, mb in samples)
+    print(f"  peak RSS {peak:.1f} MB (target <= {TIMELINE['rss_mb']:.0f} MB: {verdict(peak <= TIMELINE['rss_mb'])}); "
+          f"growth over the second half {growth:+.1f} MB")
+    return {"samples": samples, "peak_mb": peak, "second_half_growth_mb": growth}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
