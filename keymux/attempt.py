@@ -4,6 +4,7 @@ back until its first event has been read, so failover stays possible until then.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
@@ -43,6 +44,7 @@ class Failure:
     verdict: Verdict
 
 
+@functools.lru_cache(maxsize=64)
 def _timeout(seconds: float, stream: bool) -> aiohttp.ClientTimeout:
     connect = min(10.0, seconds)
     if stream:  # a stream may run long; what must not happen is silence longer than the timeout

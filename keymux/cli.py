@@ -15,9 +15,9 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def _setup_logging(debug: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from keymux.logsetup import configure
+
+    configure(debug)
 
 
 def _load(path: str):  # type: ignore[no-untyped-def]

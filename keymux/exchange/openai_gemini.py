@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Mapping
 
@@ -11,6 +10,7 @@ import orjson
 from keymux.config.schema import DeploymentConfig
 from keymux.exchange.base import Usage
 from keymux.exchange.shapes import openai_error
+from keymux.ids import new_id
 from keymux.providers import gemini
 from keymux.providers.base import Verdict
 from keymux.translate.openai_gemini import (
@@ -45,7 +45,7 @@ def gemini_chunk(payload: bytes) -> dict[str, Any]:
 
 class _OpenAIStream:
     def __init__(self, model: str, include_usage: bool) -> None:
-        self._t = StreamToOpenAI(model=model, response_id=f"chatcmpl-{os.urandom(12).hex()}",
+        self._t = StreamToOpenAI(model=model, response_id=f"chatcmpl-{new_id()}",
                                  created=int(time.time()), include_usage=include_usage)
         self.usage: Usage | None = None
 
@@ -80,7 +80,7 @@ class OpenAIToGemini:
         resp = orjson.loads(raw)
         if isinstance(resp, list) and resp:
             resp = resp[0]
-        out = response_from_gemini(resp, model=self._model, response_id=f"chatcmpl-{os.urandom(12).hex()}",
+        out = response_from_gemini(resp, model=self._model, response_id=f"chatcmpl-{new_id()}",
                                    created=int(time.time()))
         return orjson.dumps(out), Usage.from_gemini(resp.get("usageMetadata"))
 

@@ -38,8 +38,21 @@ def _us_pacific_offset(utc: datetime) -> timedelta:
     return timedelta(hours=-7) if start <= utc < end else timedelta(hours=-8)
 
 
+_day_cache = (0.0, 0.0)  # [start, end) of the last day asked about: most calls fall inside it
+
+
 def pacific_day_start(t: float) -> float:
     """Epoch seconds of the midnight Pacific time that starts the day containing `t`."""
+    global _day_cache
+    start, end = _day_cache
+    if start <= t < end:
+        return start
+    start = _compute_day_start(t)
+    _day_cache = (start, _compute_day_start(start + 25 * 3600))
+    return start
+
+
+def _compute_day_start(t: float) -> float:
     utc = datetime.fromtimestamp(t, timezone.utc)
     if _PACIFIC is not None:
         local = utc.astimezone(_PACIFIC)
@@ -53,9 +66,8 @@ def pacific_day_start(t: float) -> float:
 
 def next_pacific_midnight(t: float) -> float:
     """Epoch seconds of the next midnight America/Los_Angeles strictly after `t` (DST-aware)."""
-    start = pacific_day_start(t)
-    # 25 h later is always inside the next day (days are 23-25 h long); its start is the answer.
-    return pacific_day_start(start + 25 * 3600)
+    pacific_day_start(t)
+    return _day_cache[1]
 
 
 class SlidingWindow:

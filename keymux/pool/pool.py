@@ -84,6 +84,7 @@ class Pool:
         self.clock = clock
         self.strategy: Strategy = make_strategy(settings.routing_strategy)
         self._waiters: list[_Waiter] = []
+        self._providers: dict[str, frozenset[str]] = {}
         self._drain_timer: Timer | None = None
         self._draining = False
         self._redrain = False
@@ -93,7 +94,15 @@ class Pool:
         """Swap the group map (reload, keys added or removed at run time). Leases in flight keep their
         deployment; state lives in the store by scope / deployment id / fingerprint, so it carries over."""
         self.groups = groups
+        self._providers.clear()
         self._kick()
+
+    def providers(self, group: str) -> frozenset[str]:
+        """The upstream APIs a group's deployments speak (usually one)."""
+        found = self._providers.get(group)
+        if found is None:
+            found = self._providers[group] = frozenset(d.cfg.provider for d in self.groups.get(group, ()))
+        return found
 
     def wake(self) -> None:
         """Capacity may have freed elsewhere (another replica): offer it to the queue."""
@@ -129,6 +138,8 @@ class Pool:
 
     # -- admission -------------------------------------------------------------------------
     def candidates(self, group: str, exclude: Iterable[str] = ()) -> list[Deployment]:
+        if not exclude:  # the common case: nothing failed yet (callers never mutate the list)
+            return self.groups.get(group, [])
         excluded = set(exclude)
         return [d for d in self.groups.get(group, ()) if d.fingerprint not in excluded]
 
