@@ -67,3 +67,14 @@ def test_litellm_invocation_serves_and_stops_cleanly() -> None:
     assert proc.returncode == 0
     assert "keymux listening" in output and "shutting down" in output
     assert "AIzaSy" not in output
+
+
+def test_demo_shows_every_key_state_and_honest_refusals() -> None:
+    out = keymux("demo", "--no-serve", "--requests", "16", "--port", str(_free_port()))
+    assert out.returncode == 0, out.stderr
+    table = out.stdout
+    for state in ("cooling", "exhausted", "disabled"):
+        assert state in table
+    assert "back at 00:00 PT" in table and "Google asked to wait" in table and "invalid key" in table
+    assert "Retry-After:" in table and "answered" in table
+    assert "demo-key" not in table  # the simulated keys show as fingerprints, like real ones
