@@ -153,28 +153,27 @@ class Pool:
         if not cands:
             raise NoCapacity(f"no key left to try for {group}", retry_after=None)
         if not metered:
-            result = await self.store.reserve(self._rank(group, cands), 0, now, metered=False)
-            if isinstance(result, Reservation):
-                return self._lease(result, now)
-            raise self._no_capacity(group, cands, result, now)
-        ids = frozenset(d.id for d in cands)
-        queued_ahead = any(w.ids & ids for w in self._waiters)
-        result: Reservation | Blocked | None = None
-        if not queued_ahead:
-            result = await self.store.reserve(self._rank(group, cands), tokens, now)
-            if isinstance(result, Reservation):
-                return self._lease(result, now)
+            unmetered = await self.store.reserve(self._rank(group, cands), 0, now, metered=False)
+            if isinstance(unmetered, Reservation):
+                return self._lease(unmetered, now)
+            raise self._no_capacity(group, cands, unmetered, now)
         max_wait = self.settings.queue_timeout if wait is None else wait
-        if isinstance(result, Blocked):
-            self._refuse_if_hopeless(group, cands, result, now, now + max_wait)
+        ids = frozenset(d.id for d in cands) if self._waiters else None
+        blocked: Blocked | None = None
+        if ids is None or not any(w.ids & ids for w in self._waiters):  # nobody queued ahead for these keys
+            got = await self.store.reserve(self._rank(group, cands), tokens, now)
+            if isinstance(got, Reservation):
+                return self._lease(got, now)
+            blocked = got
+            self._refuse_if_hopeless(group, cands, blocked, now, now + max_wait)
         fut: asyncio.Future[Reservation] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(group, cands, ids, tokens, now, now + max_wait, fut)
+        waiter = _Waiter(group, cands, ids or frozenset(d.id for d in cands), tokens, now, now + max_wait, fut)
         waiter.timer = self.clock.call_at(waiter.deadline, lambda: self._expire(waiter))
         self._waiters.append(waiter)
-        if result is None or queued_ahead:
-            self._kick()
+        if blocked is None:
+            self._kick()  # queued behind others: the drain serves them in order
         else:
-            self._schedule(result.earliest)
+            self._schedule(blocked.earliest)
         try:
             reservation = await fut
         except asyncio.CancelledError:

@@ -93,7 +93,8 @@ def _classify_quota(err: Mapping[str, Any], message: str, now: float) -> Verdict
         delay = parse_go_duration(str(info.get("retryDelay", "")))
     if delay is None:
         delay = retry_in_message(message)
-    daily, minute = [], []
+    daily: list[tuple[str, int | None]] = []
+    minute: list[tuple[str, int | None]] = []
     for failure in _details(err, "google.rpc.QuotaFailure"):
         for v in failure.get("violations") or ():
             if not isinstance(v, dict):

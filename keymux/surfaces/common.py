@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import hmac
 import math
-import os
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from keymux.errors import BadRequest, KeymuxError, NoCapacity, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from keymux.errors import (
+    BadRequest,
+    KeymuxError,
+    NoCapacity,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from keymux.exchange.shapes import gemini_error, openai_error
+from keymux.ids import new_id
 
 JSON = "application/json"
 GATEWAY: web.AppKey[Any] = web.AppKey("keymux")  # the app's Gateway (typed Any: app.py imports the surfaces)
@@ -25,7 +32,7 @@ def gateway(request: web.Request) -> Any:
 def request_id(request: web.Request) -> str:
     rid = request.get(_REQUEST_ID)
     if rid is None:
-        rid = request[_REQUEST_ID] = request.headers.get("x-request-id") or os.urandom(8).hex()
+        rid = request[_REQUEST_ID] = request.headers.get("x-request-id") or new_id()
     return rid
 
 
@@ -36,9 +43,9 @@ def client_key(request: web.Request) -> str | None:
         scheme, _, value = auth.partition(" ")
         return value.strip() if scheme.lower() == "bearer" else auth.strip()
     for header in ("x-api-key", "x-goog-api-key"):
-        value = request.headers.get(header)
-        if value:
-            return value.strip()
+        found = request.headers.get(header)
+        if found:
+            return found.strip()
     return request.query.get("key")
 
 
