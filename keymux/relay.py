@@ -57,6 +57,7 @@ class Call:
     cache_hit: bool = False  # answered from the response cache: no key, no quota, no upstream call
     detail: str = ""  # why, for anything but ok
     ttfb: float | None = None  # seconds to the first byte we could send
+    queue_wait: float = 0.0  # clock seconds spent waiting in the pool's queue for a key (all attempts)
     latency: float | None = None
     finished: bool = False
 
@@ -75,7 +76,7 @@ class Relay:
         self.observers: list[RequestObserver] = observers if observers is not None else []
 
     def _exchanges(self, call: Call, group: str) -> dict[str, Exchange]:
-        providers = {d.cfg.provider for d in self.pool.groups.get(group, ())}
+        providers = self.pool.providers(group)
         return {p: make_exchange(call.surface, p, body=call.body, raw=call.raw, model=call.model,
                                  drop_params=self.config.drop_params, include_usage=call.include_usage,
                                  method=call.method) for p in providers}
@@ -120,12 +121,15 @@ class Relay:
             tokens = next(iter(exchanges.values())).estimated_tokens
             failed_keys: list[str] = []
             for _ in range(1 + router.num_retries):
+                asked = self.clock.time()
                 try:
                     lease = await self.pool.acquire(group, tokens, exclude=failed_keys, metered=call.metered,
-                                                    wait=max(0.0, deadline - self.clock.time()))
+                                                    wait=max(0.0, deadline - asked))
                 except NoCapacity as e:
+                    call.queue_wait += self.clock.time() - asked
                     refusal = e
                     break
+                call.queue_wait += self.clock.time() - asked
                 dep = lease.deployment
                 ex = exchanges[dep.cfg.provider]
                 result = await attempt(self.session, ex, lease, stream=call.stream,

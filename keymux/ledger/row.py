@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from keymux.ids import new_id
 from keymux.pricing import Cost
 from keymux.relay import Call
 
 COLUMNS = ("id", "at", "sec", "request_id", "surface", "client", "grp", "key", "upstream_model", "status",
            "outcome", "attempts", "n_attempts", "prompt_tokens", "completion_tokens", "reasoning_tokens",
-           "total_tokens", "cost", "value", "free_tier", "latency", "ttfb", "stream", "detail")
+           "total_tokens", "cost", "value", "free_tier", "latency", "ttfb", "stream", "detail", "queue_wait")
 ATTEMPT_COLUMNS = ("row_id", "seq", "at", "key", "outcome")
 DETAIL_MAX = 300
 
@@ -42,6 +42,7 @@ class Row:
     ttfb: float | None
     stream: bool
     detail: str = ""
+    queue_wait: float = 0.0  # seconds spent queued for a key (migration 2)
 
     @classmethod
     def from_call(cls, call: Call, cost: Cost, scrub: Any = None) -> Row:
@@ -49,20 +50,20 @@ class Row:
         detail = call.detail[:DETAIL_MAX]
         if scrub is not None and detail:
             detail = scrub(detail)
-        return cls(id=os.urandom(12).hex(), at=call.at, request_id=call.request_id, surface=call.surface,
+        return cls(id=new_id(), at=call.at, request_id=call.request_id, surface=call.surface,
                    client=call.client, group=call.group, key=call.key, upstream_model=call.upstream_model,
                    status=call.status, outcome=call.outcome, attempts=tuple(call.attempts),
                    prompt_tokens=u.prompt if u else 0, completion_tokens=u.completion if u else 0,
                    reasoning_tokens=u.reasoning if u else 0, total_tokens=u.total if u else 0,
                    cost=cost.cost, value=cost.value, free_tier=cost.free, latency=call.latency, ttfb=call.ttfb,
-                   stream=call.stream, detail=detail)
+                   stream=call.stream, detail=detail, queue_wait=call.queue_wait)
 
     def values(self) -> tuple[Any, ...]:
         return (self.id, self.at, int(self.at), self.request_id, self.surface, self.client, self.group, self.key,
                 self.upstream_model, self.status, self.outcome, orjson.dumps(self.attempts).decode(),
                 len(self.attempts), self.prompt_tokens, self.completion_tokens, self.reasoning_tokens,
                 self.total_tokens, self.cost, self.value, int(self.free_tier), self.latency, self.ttfb,
-                int(self.stream), self.detail)
+                int(self.stream), self.detail, self.queue_wait)
 
     def attempt_values(self) -> list[tuple[Any, ...]]:
         return [(self.id, i, self.at, fp, outcome) for i, (fp, outcome) in enumerate(self.attempts)]

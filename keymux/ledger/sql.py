@@ -29,9 +29,13 @@ def _ddl(real: str, big: str) -> list[str]:
     ]
 
 
+def _queue_wait(real: str) -> list[str]:
+    return [f"ALTER TABLE requests ADD COLUMN queue_wait {real}"]  # seconds queued for a key; NULL: before v2
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
-    "sqlite": [(1, _ddl("REAL", "INTEGER"))],
-    "postgres": [(1, _ddl("DOUBLE PRECISION", "BIGINT"))],
+    "sqlite": [(1, _ddl("REAL", "INTEGER")), (2, _queue_wait("REAL"))],
+    "postgres": [(1, _ddl("DOUBLE PRECISION", "BIGINT")), (2, _queue_wait("DOUBLE PRECISION"))],
 }
 SCHEMA_VERSION = max(v for v, _ in MIGRATIONS["sqlite"])
 
@@ -73,18 +77,56 @@ SUM_NAMES = ("requests", "errors", "prompt_tokens", "completion_tokens", "reason
              "cost", "value")
 
 
-def usage_sql(by: str | None, bucket: str | None) -> str:
-    select, group = [], []
+# `/admin/usage?metrics=outcomes`: requests per outcome class. A request can be both rate_limited (an attempt
+# met a 429, then another key answered) and ok; the other classes are disjoint.
+QUEUED_MIN = 0.01  # seconds: a request that waited at least this long for a key counts as queued
+OUTCOME_CLASSES = (
+    ("ok", "outcome IN ('ok', 'cache_hit')"),
+    ("rate_limited", ("EXISTS (SELECT 1 FROM attempts a WHERE a.row_id = requests.id "
+                      "AND a.outcome IN ('rate_limited', 'daily_exhausted', 'backoff'))")),
+    ("queued", f"queue_wait >= {QUEUED_MIN}"),
+    ("refused", "outcome = 'refused'"),
+    ("error", "outcome IN ('failed', 'broken')"),
+    ("client_error", "outcome = 'client_error'"),
+)
+OUTCOME_NAMES = tuple(name for name, _ in OUTCOME_CLASSES)
+# `/admin/usage?metrics=latency`: nearest-rank percentiles, computed in the database (window functions).
+PERCENTILES = (50, 95)
+LATENCY_COLUMNS = ("latency", "queue_wait")
+LATENCY_NAMES = tuple(f"{c}_p{p}" for c in LATENCY_COLUMNS for p in PERCENTILES) + ("queue_wait_max",)
+
+
+def _keys(by: str | None, bucket: str | None) -> list[str]:
+    keys = []
     if by is not None:
-        select.append(f"{DIMENSIONS[by]}")
-        group.append(DIMENSIONS[by])
+        keys.append(DIMENSIONS[by])
     if bucket is not None:
         b = BUCKETS[bucket]
-        select.append(f"(sec - sec % {b})")
-        group.append(f"(sec - sec % {b})")
-    head = ", ".join(select + [_SUMS])
+        keys.append(f"(sec - sec % {b})")
+    return keys
+
+
+def usage_sql(by: str | None, bucket: str | None, outcomes: bool = False) -> str:
+    group = _keys(by, bucket)
+    sums = [_SUMS] + ([f"sum(CASE WHEN {cond} THEN 1 ELSE 0 END)" for _, cond in OUTCOME_CLASSES] if outcomes else [])
+    head = ", ".join(group + sums)
     tail = f" GROUP BY {', '.join(group)} ORDER BY {', '.join(group)}" if group else ""
     return f"SELECT {head} FROM requests WHERE at >= ? AND at < ?{tail}"
+
+
+def percentile_sql(column: str, by: str | None, bucket: str | None) -> str:
+    """Per (by, bucket): the p50 / p95 / max of `column` (nearest rank: the ceil(p*n)-th smallest)."""
+    assert column in LATENCY_COLUMNS
+    keys = _keys(by, bucket)
+    names = [f"k{i}" for i in range(len(keys))]
+    partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    inner = ", ".join([f"{k} AS {n}" for k, n in zip(keys, names)] + [
+        f"{column} AS v", f"row_number() OVER ({partition}ORDER BY {column}) AS rn",
+        f"count(*) OVER ({partition.strip()}) AS n"])
+    picks = [f"max(CASE WHEN rn = ({p} * n + 99) / 100 THEN v END)" for p in PERCENTILES] + ["max(v)"]
+    tail = f" GROUP BY {', '.join(names)}" if names else ""
+    return (f"SELECT {', '.join(names + picks)} FROM (SELECT {inner} FROM requests "
+            f"WHERE at >= ? AND at < ? AND {column} IS NOT NULL) t{tail}")
 
 
 KEY_TOTALS = ("SELECT key, count(*), sum(total_tokens), sum(cost), sum(value) FROM requests "

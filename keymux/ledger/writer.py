@@ -137,19 +137,38 @@ class Ledger:
         await self._open()
         return [tuple(_num(v) for v in r) for r in await self.store.fetch(query, args)]
 
-    async def usage(self, by: str | None, since: float, until: float, bucket: str | None) -> list[dict[str, Any]]:
-        rows = await self._fetch(sql.usage_sql(by, bucket), (since, until))
-        out = []
+    async def usage(self, by: str | None, since: float, until: float, bucket: str | None,
+                    metrics: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+        """Sums per (by, bucket); `metrics` adds `outcomes` (requests per outcome class) and/or
+        `latency` (latency_p50/p95, queue_wait_p50/p95/max, seconds; None where no request had one)."""
+        outcomes = "outcomes" in metrics
+        n = (by is not None) + (bucket is not None)
+        rows = await self._fetch(sql.usage_sql(by, bucket, outcomes), (since, until))
+        out: dict[tuple[Any, ...], dict[str, Any]] = {}
         for r in rows:
-            i = 0
             item: dict[str, Any] = {}
             if by is not None:
-                item[by], i = r[0], 1
+                item[by] = r[0]
             if bucket is not None:
-                item["bucket"], i = r[i], i + 1
-            item.update(zip(sql.SUM_NAMES, (v or 0 for v in r[i:])))
-            out.append(item)
-        return out
+                item["bucket"] = r[n - 1]
+            sums = [v or 0 for v in r[n:]]
+            item.update(zip(sql.SUM_NAMES, sums))
+            if outcomes:
+                item["outcomes"] = dict(zip(sql.OUTCOME_NAMES, sums[len(sql.SUM_NAMES):]))
+            out[tuple(r[:n])] = item
+        if "latency" in metrics:
+            for item in out.values():
+                item.update(dict.fromkeys(sql.LATENCY_NAMES))
+            for column in sql.LATENCY_COLUMNS:
+                for r in await self._fetch(sql.percentile_sql(column, by, bucket), (since, until)):
+                    found = out.get(tuple(r[:n]))
+                    if found is None:
+                        continue
+                    for p, v in zip(sql.PERCENTILES, r[n:]):
+                        found[f"{column}_p{p}"] = v
+                    if column == "queue_wait":
+                        found["queue_wait_max"] = r[-1]
+        return list(out.values())
 
     async def recent(self, limit: int, before: float) -> list[dict[str, Any]]:
         return [row_dict(r) for r in await self._fetch(sql.RECENT, (before, limit))]

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from keymux.errors import BadRequest, KeymuxError, NotFound, Unauthorized
 from keymux.ledger import LedgerUnavailable
-from keymux.ledger.sql import BUCKETS, DIMENSIONS
+from keymux.ledger.sql import BUCKETS, DIMENSIONS, LATENCY_NAMES
 from keymux.pool.limits import pacific_day_start
 from keymux.reload import Unavailable
 from keymux.surfaces.common import JSON, check_auth, gateway, read_json
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from keymux.pool.deployment import Deployment
 
 DEFAULT_WINDOW = 24 * 3600.0
+METRICS = ("outcomes", "latency")  # /admin/usage?metrics=: extra columns beside the sums
 MAX_ROWS = 1000
 _REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -211,16 +212,25 @@ async def usage(request: web.Request) -> web.Response:
     if bucket is not None and bucket not in BUCKETS:
         raise BadRequest(f"`bucket` must be one of {', '.join(BUCKETS)}", param="bucket")
     now = gw.clock.time()
+    metrics = frozenset(m.strip() for m in (q.get("metrics") or "").split(",") if m.strip())
+    if metrics - set(METRICS):
+        raise BadRequest(f"`metrics` must be a comma-separated list of {', '.join(METRICS)}", param="metrics")
     since = parse_time(q.get("since"), now, now - DEFAULT_WINDOW, "since")
     until = parse_time(q.get("until"), now, now + 1, "until")
-    rows = await _ledger_call(gw.ledger.usage(by, since, until, bucket))
+    rows = await _ledger_call(gw.ledger.usage(by, since, until, bucket, metrics))
     total: dict[str, Any] = {}
     for r in rows:
         for k in ("requests", "errors", "prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens",
                   "cost", "value"):
             total[k] = total.get(k, 0) + r[k]
-    return _json({"object": "list", "by": by, "bucket": bucket, "since": since, "until": until,
-                  "data": rows, "total": total})
+        for k, n in r.get("outcomes", {}).items():
+            total.setdefault("outcomes", {})[k] = total.get("outcomes", {}).get(k, 0) + n
+    if "latency" in metrics:  # percentiles do not add up: ask for the whole range
+        whole = rows if by is None and bucket is None else await _ledger_call(
+            gw.ledger.usage(None, since, until, None, frozenset({"latency"})))
+        total.update({k: whole[0][k] if whole else None for k in LATENCY_NAMES})
+    return _json({"object": "list", "by": by, "bucket": bucket, "metrics": sorted(metrics), "since": since,
+                  "until": until, "data": rows, "total": total})
 
 
 async def requests(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from keymux.clock import FakeClock
 from keymux.config.load import parse_config
 from keymux.emulator import EmuKey
 from keymux.ledger import LedgerUnavailable
+from keymux.ledger.sql import SCHEMA_VERSION
 from keymux.pricing import PRICES
 
 from ..conftest import MASTER, MSG, OpsFactory, OpsStack, group
@@ -92,7 +93,7 @@ async def test_sqlite_rows_after_a_mix_and_a_clean_stop(ops_stack: OpsFactory, t
     assert oct(db.stat().st_mode & 0o777) == "0o600"
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 async def test_rows_are_written_in_batches_off_the_request_path(ops_stack: OpsFactory, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from keymux.ledger import LedgerUnavailable
+from keymux.ledger.sql import SCHEMA_VERSION
 
 from ..conftest import MASTER, OpsFactory, group
 from .test_ledger import KEYS, mixed_doc, run_mix
@@ -56,7 +57,7 @@ async def test_postgres_rows_after_a_mix_and_a_clean_stop(ops_stack: OpsFactory,
     assert outcomes == ["failed", "ok", "ok", "ok", "ok", "ok", "ok", "refused"]
     paid = next(r for r in rows if r["grp"] == "paid")
     assert paid["cost"] > 0 and paid["free_tier"] == 0
-    assert (await _fetch(pg_url, "SELECT version FROM schema_version")) == [{"version": 1}]
+    assert (await _fetch(pg_url, "SELECT version FROM schema_version")) == [{"version": SCHEMA_VERSION}]
     text = repr(rows) + repr(await _fetch(pg_url, "SELECT * FROM attempts"))
     for secret in (*KEYS, MASTER):
         assert secret not in text
