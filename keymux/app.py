@@ -31,6 +31,7 @@ from keymux.surfaces import admin as admin_surface
 from keymux.surfaces import gemini as gemini_surface
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
+from keymux.surfaces import ui as ui_surface
 from keymux.surfaces.common import GATEWAY, gemini_error_response, openai_error_response, request_id
 
 log = logging.getLogger("keymux")
@@ -164,4 +165,5 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     gemini_surface.add_routes(app)
     health_surface.add_routes(app)
     admin_surface.add_routes(app)
+    ui_surface.add_routes(app)
     return app
