@@ -23,6 +23,7 @@ EMULATED = {
     "demo-key-gamma": EmuKey(rpm=2, rpd=100, project="gamma"),  # limits not declared: learned from Google's 429
     "demo-key-revoked": EmuKey(status="invalid"),
 }
+DEMO_MASTER_KEY = "sk-keymux-demo"  # the gateway key of the demo (not a secret: the upstream is an emulator)
 COLOURS = {"ready": "32", "cooling": "33", "exhausted": "35", "disabled": "31"}
 
 
@@ -39,6 +40,7 @@ def demo_config(upstream: str) -> Any:
                 "model": "gemini/gemini-2.5-flash-image", "api_key": "demo-key-alpha", "api_base": upstream}},
         ],
         "router_settings": {"routing_strategy": "round-robin", "num_retries": 3, "queue_timeout": 4},
+        "general_settings": {"master_key": DEMO_MASTER_KEY},
     }, source="<demo>")
 
 
@@ -67,7 +69,7 @@ def render(health: dict[str, Any], tty: bool) -> list[str]:
 async def _burst(base: str, n: int, log: list[str]) -> tuple[int, int]:
     from openai import APIStatusError, AsyncOpenAI
 
-    client = AsyncOpenAI(base_url=f"{base}/v1", api_key="demo", max_retries=0)
+    client = AsyncOpenAI(base_url=f"{base}/v1", api_key=DEMO_MASTER_KEY, max_retries=0)
     ok = refused = 0
 
     async def one(i: int) -> None:
@@ -93,7 +95,7 @@ async def _burst(base: str, n: int, log: list[str]) -> tuple[int, int]:
 
 
 async def _show(base: str, done: asyncio.Event, log: list[str], tty: bool) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers={"authorization": f"Bearer {DEMO_MASTER_KEY}"}) as http:
         drawn = 0
         while True:
             async with http.get(f"{base}/health") as resp:
@@ -153,10 +155,12 @@ async def _demo(port: int, requests: int, keep_serving: bool, quiet: bool) -> in
         await runner.cleanup()
         await emulator.close()
         return 0
-    print(f"\nStill serving on {base} (Ctrl-C to stop). Try:\n"
-          f"  curl {base}/v1/chat/completions -H 'content-type: application/json' \\\n"
+    auth = f"-H 'Authorization: Bearer {DEMO_MASTER_KEY}'"
+    print(f"\nStill serving on {base} (Ctrl-C to stop). The gateway key is {DEMO_MASTER_KEY}. Try:\n"
+          f"  curl {base}/v1/chat/completions {auth} -H 'content-type: application/json' \\\n"
           f"    -d '{{\"model\": \"demo-chat\", \"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}]}}'\n"
-          f"  curl {base}/health\n")
+          f"  curl {base}/health {auth}\n"
+          f"  dashboard: {base}/ui (sign in with {DEMO_MASTER_KEY})\n")
     try:
         await asyncio.Event().wait()
     finally:
