@@ -12,10 +12,13 @@ import atexit
 import logging
 import sys
 import threading
+import time
 from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 FLUSH_EVERY = 0.2
+_handler: BufferedStreamHandler | None = None  # set by configure(): the fast path for access lines
+_stamp: tuple[int, str] = (0, "")
 
 
 class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -37,7 +40,28 @@ def _flusher(handler: BufferedStreamHandler, stop: threading.Event) -> None:
         handler.really_flush()
 
 
+def access(logger: logging.Logger, text: str) -> None:
+    """The one line per request. Through `configure`'s handler it skips the LogRecord machinery
+    (about 40 us per line under load, most of the log cost); otherwise it is an ordinary INFO record."""
+    global _stamp
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _handler
+    if handler is None:
+        logger.info("%s", text)
+        return
+    now = time.time()
+    second = int(now)
+    if second != _stamp[0]:
+        _stamp = (second, time.strftime("%H:%M:%S", time.localtime(now)))
+    line = f"{_stamp[1]} INFO    {logger.name}: {text}\n"
+    with handler.lock:  # type: ignore[union-attr]
+        handler.stream.write(line)
+
+
 def configure(debug: bool, stream: TextIO | None = None) -> BufferedStreamHandler:
+    global _handler
+    logging._srcfile = None  # type: ignore[attr-defined]  # no caller lookup: keymux's format does not show it
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
@@ -51,6 +75,7 @@ def configure(debug: bool, stream: TextIO | None = None) -> BufferedStreamHandle
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    _handler = handler
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     stop = threading.Event()
     threading.Thread(target=_flusher, args=(handler, stop), name="keymux-log-flush", daemon=True).start()

@@ -20,6 +20,7 @@ from keymux.clock import Clock
 from keymux.config.schema import Config
 from keymux.errors import NoCapacity, UpstreamFailed
 from keymux.exchange import Exchange, Usage, make_exchange
+from keymux.logsetup import access
 from keymux.pool import Pool
 from keymux.providers.base import Outcome, Verdict
 
@@ -29,7 +30,7 @@ _CONTEXT_OVERFLOW = ("context_length_exceeded", "maximum context length", "excee
                      "input token count", "too many tokens")
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """A client request, parsed just enough to route it."""
 
@@ -200,9 +201,9 @@ class Relay:
         call.latency = time.perf_counter() - call.started
         tokens = f" tokens={call.usage.total}" if call.usage else ""
         extra = f" ({detail})" if detail else ""
-        log.info("%s %s group=%s key=%s status=%d %.0fms attempts=%d%s%s%s", call.request_id, call.surface,
-                 call.group, call.key or "-", status, call.latency * 1000, max(1, len(call.attempts)),
-                 " stream" if call.stream else "", tokens, extra)
+        access(log, f"{call.request_id} {call.surface} group={call.group} key={call.key or '-'} status={status} "
+                    f"{call.latency * 1000:.0f}ms attempts={max(1, len(call.attempts))}"
+                    f"{' stream' if call.stream else ''}{tokens}{extra}")
         for observer in self.observers:
             observer(call)
 

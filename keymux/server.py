@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -24,12 +25,22 @@ def new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
+def _tune_gc() -> None:
+    """Every request leaves objects (ledger rows, metrics) that live until the next batch write, so
+    they survive young collections; full collections would then walk everything loaded at start.
+    Freezing the start-up heap and collecting less eagerly is worth ~7% throughput (bench/RESULTS.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)  # young collections less often; old ones as usual
+
+
 async def start(config: Config, host: str, port: int, *, reuse_port: bool = False, **kwargs: object) -> web.AppRunner:
     app = create_app(config, **kwargs)  # type: ignore[arg-type]
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
+    _tune_gc()
     groups = app[GATEWAY].group_names()
     log.info("keymux listening on http://%s:%d (%d groups: %s; %d keys)", host, port, len(groups),
              ", ".join(groups), len({d.fingerprint for d in config.deployments}))

@@ -24,8 +24,15 @@ class SimpleShuffle:
         self._rng = rng or random.Random()
 
     def rank(self, group: str, deployments: Sequence[Deployment]) -> list[Deployment]:
-        if len(deployments) < 2:
+        n = len(deployments)
+        if n < 2:
             return list(deployments)
+        first = deployments[0].cfg.weight
+        if all(d.cfg.weight == first for d in deployments):
+            # Equal weights: a rotation from a random start gives every key the same chance to be first,
+            # in O(n) without sorting (this runs on every request).
+            start = int(self._rng.random() * n)
+            return [*deployments[start:], *deployments[:start]]
         rnd = self._rng.random
         # Efraimidis-Spirakis: sorting by u^(1/w) is a weighted permutation without replacement.
         def key(d: Deployment) -> float:

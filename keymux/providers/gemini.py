@@ -7,6 +7,7 @@ suspended keys disable the key after one answer.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Mapping
 
@@ -33,7 +34,9 @@ def model_url(api_base: str | None, model: str, method: str, stream: bool = Fals
     return url + "?alt=sse" if stream else url
 
 
+@functools.lru_cache(maxsize=4096)
 def auth_headers(api_key: str) -> dict[str, str]:
+    """Built once per key (aiohttp copies the mapping, never changes it)."""
     return {"x-goog-api-key": api_key, "content-type": "application/json"}
 
 

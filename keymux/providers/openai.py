@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import orjson
@@ -18,6 +19,7 @@ def chat_url(api_base: str | None) -> str:
     return f"{base}/chat/completions"
 
 
+@functools.lru_cache(maxsize=4096)
 def auth_headers(api_key: str) -> dict[str, str]:
     if not api_key:  # a keyless OpenAI-compatible server (e.g. a local model server)
         return {"content-type": "application/json"}
