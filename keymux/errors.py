@@ -3,10 +3,14 @@
     KeymuxError (status, message)
     ├── BadRequest            400  malformed body, missing fields, unsupported params
     ├── Unauthorized          401  wrong or missing gateway key
+    ├── Forbidden             403  admin API reached from another machine without a master key
     ├── NotFound              404  unknown model group / route
+    ├── Conflict              409  admin: the key is already there / belongs to the config file
     ├── PayloadTooLarge       413
     ├── UnsupportedMediaType  415
+    ├── ConfigRejected        422  a reload found the new config broken (the old one stays)
     ├── NoCapacity            429  no key can take the request in time (carries retry_after)
+    ├── Unavailable           503  a service keymux needs (the ledger database) is down
     └── UpstreamFailed        the upstream's own answer, or 502/504 when every try failed
 
 Upstream answers never raise: providers turn them into a `Verdict` (providers/base.py);
@@ -42,10 +46,34 @@ class Unauthorized(KeymuxError):
     google_status = "UNAUTHENTICATED"
 
 
+class Forbidden(KeymuxError):
+    status = 403
+    kind = "permission_error"
+    google_status = "PERMISSION_DENIED"
+
+
 class NotFound(KeymuxError):
     status = 404
     kind = "not_found_error"
     google_status = "NOT_FOUND"
+
+
+class Conflict(KeymuxError):
+    status = 409
+    kind = "invalid_request_error"
+    google_status = "ALREADY_EXISTS"
+
+
+class ConfigRejected(KeymuxError):
+    status = 422
+    kind = "invalid_request_error"
+    google_status = "FAILED_PRECONDITION"
+
+
+class Unavailable(KeymuxError):
+    status = 503
+    kind = "api_error"
+    google_status = "UNAVAILABLE"
 
 
 class PayloadTooLarge(KeymuxError):

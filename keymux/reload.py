@@ -24,7 +24,7 @@ import orjson
 from keymux.config.litellm import SUPPORTED_PROVIDERS, split_model
 from keymux.config.load import DEFAULT_BASE_ENV, ConfigError, load_config
 from keymux.config.schema import Config, DeploymentConfig, Limits
-from keymux.errors import BadRequest, KeymuxError, NotFound
+from keymux.errors import BadRequest, Conflict, NotFound, Unavailable
 from keymux.fingerprint import fingerprint
 from keymux.ledger import LedgerUnavailable
 from keymux.pool.deployment import Deployment, build_deployments
@@ -42,16 +42,6 @@ _ALLOWED = frozenset(("group", "api_key", "model", "provider", "api_base", "proj
                      + tuple(k for k, _ in LIMIT_FIELDS) + _NUMBERS)
 
 
-class Conflict(KeymuxError):
-    status = 409
-    kind = "invalid_request_error"
-    google_status = "ALREADY_EXISTS"
-
-
-class Unavailable(KeymuxError):
-    status = 503
-    kind = "api_error"
-    google_status = "UNAVAILABLE"
 
 
 def assemble(deployments: tuple[DeploymentConfig, ...], config: Config,
@@ -308,4 +298,4 @@ def _mtime(path: os.PathLike[str] | str) -> float:
         return -1.0
 
 
-__all__ = ["Conflict", "Live", "Unavailable", "assemble"]
+__all__ = ["Live", "assemble"]

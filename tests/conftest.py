@@ -19,7 +19,7 @@ from keymux.clock import FakeClock
 from keymux.config.load import load_config
 from keymux.config.schema import Config
 from keymux.emulator import EmuKey, GeminiEmulator
-from keymux.surfaces.common import GATEWAY
+from .served import Served
 
 T0 = 1_795_716_000.0  # 2026-11-26 10:00 Pacific
 MASTER = "sk-master-ops"
@@ -31,7 +31,7 @@ def group(name: str, keys: list[str], model: str = "gemini-2.5-flash", **params:
 
 
 @dataclass
-class OpsStack:
+class OpsStack(Served):
     clock: FakeClock
     gemini: GeminiEmulator
     server: TestServer
@@ -41,19 +41,11 @@ class OpsStack:
     client: AsyncOpenAI | None = None
 
     @property
-    def base(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
-
-    @property
-    def gateway(self) -> Any:
-        return self.server.app[GATEWAY]
-
-    @property
     def config(self) -> Config:
         return self.gateway.config
 
     def openai(self, key: str = MASTER) -> AsyncOpenAI:
-        return AsyncOpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=0, timeout=20)
+        return super().openai(key)
 
     async def ask(self, model: str = "chat", **kw: Any) -> Any:
         if self.client is None:

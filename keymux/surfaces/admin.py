@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from keymux.errors import BadRequest, KeymuxError, NotFound, Unauthorized
+from keymux.errors import BadRequest, ConfigRejected, Forbidden, NotFound, Unauthorized, Unavailable
 from keymux.ledger import LedgerUnavailable
 from keymux.ledger.sql import BUCKETS, DIMENSIONS, LATENCY_NAMES
 from keymux.pool.limits import pacific_day_start
-from keymux.reload import Unavailable
 from keymux.surfaces.common import JSON, check_auth, gateway, read_json
 
 if TYPE_CHECKING:
@@ -35,16 +34,6 @@ _LIMITS = (("rpm", "rpm", "rpm_used"), ("tpm", "tpm", "tpm_used"), ("rpd", "rpd"
            ("tpd", "tpd", "tpd_used"), ("max_parallel_requests", "max_parallel", "in_flight"))
 
 
-class ConfigRejected(KeymuxError):
-    status = 422
-    kind = "invalid_request_error"
-    google_status = "FAILED_PRECONDITION"
-
-
-class Forbidden(KeymuxError):
-    status = 403
-    kind = "permission_error"
-    google_status = "PERMISSION_DENIED"
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:

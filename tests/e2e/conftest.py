@@ -9,36 +9,24 @@ import pytest
 from aiohttp.test_utils import TestServer
 from google import genai
 from google.genai import types
-from openai import AsyncOpenAI
 
 from keymux.app import create_app
 from keymux.clock import FakeClock
 from keymux.config.load import parse_config
 from keymux.config.schema import Config
-from keymux.surfaces.common import GATEWAY
 from keymux.emulator import EmuKey, GeminiEmulator, OpenAIEmulator
+from ..served import Served
 
 T0 = 1_795_716_000.0  # 2026-11-26 10:00 Pacific
 
 
 @dataclass
-class Stack:
+class Stack(Served):
     clock: FakeClock
     gemini: GeminiEmulator
     openai_emu: OpenAIEmulator
     server: TestServer
     config: Config
-
-    @property
-    def base(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
-
-    @property
-    def gateway(self) -> Any:
-        return self.server.app[GATEWAY]
-
-    def openai(self, key: str = "sk-master") -> AsyncOpenAI:
-        return AsyncOpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=0, timeout=20)
 
     def genai(self, key: str = "sk-master") -> genai.Client:
         return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=self.base, api_version="v1beta", timeout=20_000))

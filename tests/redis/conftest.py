@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from openai import AsyncOpenAI
 
 from keymux.app import create_app
 from keymux.clock import FakeClock
 from keymux.config.load import parse_config
 from keymux.config.schema import Config
 from keymux.emulator import EmuKey, GeminiEmulator
-from keymux.surfaces.common import GATEWAY
+from ..served import Served
 
 T0 = 1_795_716_000.0  # 2026-11-26 10:00 Pacific
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -62,19 +61,8 @@ async def namespace() -> AsyncIterator[str]:
 
 
 @dataclass
-class Replica:
+class Replica(Served):
     server: TestServer
-
-    @property
-    def base(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
-
-    @property
-    def gateway(self) -> Any:
-        return self.server.app[GATEWAY]
-
-    def openai(self, key: str = "sk-master") -> AsyncOpenAI:
-        return AsyncOpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=0, timeout=20)
 
 
 @dataclass

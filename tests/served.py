@@ -1,0 +1,25 @@
+"""What every test fixture holding a running gateway offers: its URL, its Gateway, an openai client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestServer
+from openai import AsyncOpenAI
+
+from keymux.surfaces.common import GATEWAY
+
+
+class Served:
+    server: TestServer
+
+    @property
+    def base(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def gateway(self) -> Any:
+        return self.server.app[GATEWAY]
+
+    def openai(self, key: str = "sk-master") -> AsyncOpenAI:
+        return AsyncOpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=0, timeout=20)
