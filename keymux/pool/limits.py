@@ -10,6 +10,8 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 
 MINUTE = 60.0
+COALESCE_AFTER = 256  # entries a window keeps exact before it starts merging (see SlidingWindow)
+COALESCE_SPAN = 1.0  # seconds of additions one merged entry may cover
 
 try:
     from zoneinfo import ZoneInfo
@@ -71,7 +73,13 @@ def next_pacific_midnight(t: float) -> float:
 
 
 class SlidingWindow:
-    """Amounts added over the last `span` seconds; entries are mutable so a reservation can be settled."""
+    """Amounts added over the last `span` seconds.
+
+    Each reservation is an entry [time, amount] that can be settled later. Exact while the window is
+    small; once it holds COALESCE_AFTER entries, additions within COALESCE_SPAN of the newest entry merge
+    into it, dated by their newest member. That never admits early (a merged entry expires with its
+    newest member) and keeps memory bounded at high request rates (about span / COALESCE_SPAN entries).
+    """
 
     __slots__ = ("span", "_entries", "_total")
 
@@ -86,22 +94,32 @@ class SlidingWindow:
         while entries and entries[0][0] <= cutoff:
             self._total -= entries.popleft()[1]
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def total(self, now: float) -> float:
         self._prune(now)
         return self._total
 
     def add(self, now: float, amount: float) -> list[float]:
         self._prune(now)
-        entry = [now, amount]
-        self._entries.append(entry)
+        entries = self._entries
         self._total += amount
+        if len(entries) >= COALESCE_AFTER and now - entries[-1][0] < COALESCE_SPAN:
+            last = entries[-1]
+            last[0] = now
+            last[1] += amount
+            return last
+        entry = [now, amount]
+        entries.append(entry)
         return entry
 
-    def settle(self, entry: list[float], amount: float, now: float) -> None:
-        """Replace a reserved amount with the real one, if the entry is still inside the window."""
+    def settle(self, entry: list[float], reserved: float, actual: float, now: float) -> None:
+        """Replace a reserved amount with the real one, if its entry is still inside the window."""
         if entry[0] > now - self.span:
-            self._total += amount - entry[1]
-        entry[1] = amount
+            delta = actual - reserved
+            entry[1] += delta
+            self._total += delta
 
     def free_at(self, now: float, need: float, limit: float) -> float:
         """Earliest time >= now at which `need` more fits under `limit` (inf if it never can)."""

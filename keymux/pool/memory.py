@@ -144,7 +144,7 @@ class MemoryStore:
         s, _req, tok, day = reservation.handles
         assert isinstance(s, _Scope) and isinstance(tok, list)
         s.in_flight -= 1
-        s.minute_tokens.settle(tok, tokens, now)
+        s.minute_tokens.settle(tok, reservation.tokens, tokens, now)
         if s.day.day == day:
             s.day.tokens += tokens - reservation.tokens
 

@@ -134,3 +134,34 @@ async def test_a_cancelled_waiter_leaves_the_queue() -> None:
     await pool.acquire("chat", 1, wait=0)  # capacity was not swallowed by the cancelled waiter
 
 
+
+
+def test_busy_windows_stay_bounded_and_never_admit_early() -> None:
+    from keymux.pool.limits import COALESCE_AFTER, SlidingWindow
+
+    window = SlidingWindow(60.0)
+    t = 1000.0
+    for i in range(20_000):  # 20k requests over 20 s: far more than the exact part keeps
+        window.add(t + i * 0.001, 1)
+    assert window.total(t + 20) == 20_000
+    assert len(window) <= COALESCE_AFTER + 25  # ~1 merged entry per second after the exact part
+    # Nothing expires before its newest member does: at t+60+10 the requests of the first 10 s are not
+    # all out yet if they were merged with later ones, so the count can only be higher than exact.
+    exact_left = sum(1 for i in range(20_000) if t + i * 0.001 > t + 70 - 60)
+    assert window.total(t + 70) >= exact_left
+    assert window.total(t + 81) == 0
+    # free_at stays honest: with a limit of 20_000 nothing more fits until the first entries leave.
+    full = SlidingWindow(60.0)
+    for i in range(20_000):
+        full.add(t + i * 0.001, 1)
+    assert t + 60 <= full.free_at(t + 20, 1, 20_000) <= t + 61
+
+
+def test_settling_a_merged_entry_moves_the_total_by_the_difference() -> None:
+    from keymux.pool.limits import COALESCE_AFTER, SlidingWindow
+
+    window = SlidingWindow(60.0)
+    handles = [window.add(1000.0 + i * 0.0001, 100) for i in range(COALESCE_AFTER + 10)]
+    assert handles[-1] is handles[-2]  # merged
+    window.settle(handles[-1], 100, 30, 1000.1)
+    assert window.total(1000.1) == (COALESCE_AFTER + 10) * 100 - 70
