@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 import threading
 import time
@@ -77,12 +78,18 @@ def configure(debug: bool, stream: TextIO | None = None) -> BufferedStreamHandle
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     _handler = handler
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    stop = threading.Event()
-    threading.Thread(target=_flusher, args=(handler, stop), name="keymux-log-flush", daemon=True).start()
-
-    def finish() -> None:
-        stop.set()
-        handler.really_flush()
-
-    atexit.register(finish)
+    _start_flusher(handler)
+    os.register_at_fork(after_in_child=lambda: _start_flusher(handler))  # threads do not survive fork
+    atexit.register(flush)
     return handler
+
+
+def _start_flusher(handler: BufferedStreamHandler) -> None:
+    threading.Thread(target=_flusher, args=(handler, threading.Event()), name="keymux-log-flush",
+                     daemon=True).start()
+
+
+def flush() -> None:
+    """Write out what is buffered (at exit; forked workers end with os._exit, so they call this themselves)."""
+    if _handler is not None:
+        _handler.really_flush()

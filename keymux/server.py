@@ -9,6 +9,7 @@ import signal
 
 from aiohttp import web
 
+from keymux import logsetup
 from keymux.app import create_app
 from keymux.config.schema import Config
 from keymux.surfaces.common import GATEWAY
@@ -75,6 +76,7 @@ def run(config: Config, host: str, port: int, workers: int = 1, reuse_port: bool
         loop.run_until_complete(_serve(config, host, port, reuse_port, watch))
     finally:
         loop.close()
+        logsetup.flush()
 
 
 def _run_workers(config: Config, host: str, port: int, workers: int) -> None:
