@@ -86,3 +86,58 @@ async def test_two_processes_send_six_upstream_calls_not_twelve(namespace: str, 
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+async def test_workers_share_the_quota_and_their_ledger_rows_and_logs(namespace: str, tmp_path: Path) -> None:
+    """`keymux serve --workers 2`: forked workers on one port count one quota in Redis, and each request
+    gets its own id (they key ledger rows: repeats were skipped as duplicates) and its own log line."""
+    import re
+    import sqlite3
+
+    emu = subprocess.Popen([sys.executable, "-m", "keymux.emulator", "gemini", "--keys", "k0:rpm=2;k1:rpm=2"],  # noqa: ASYNC220
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server: subprocess.Popen | None = None
+    try:
+        assert emu.stdout is not None
+        emu_url = emu.stdout.readline().strip()
+        db = tmp_path / "ledger.db"
+        config = {
+            "model_list": [{"model_name": "chat", "litellm_params": {"model": "gemini/gemini-2.5-flash",
+                                                                      "api_key": f"k{i}", "rpm": 2}} for i in range(2)],
+            "router_settings": {"redis_host": REDIS_HOST, "redis_port": REDIS_PORT, "redis_namespace": namespace,
+                                "queue_timeout": 0},
+            "general_settings": {"master_key": "sk-master", "database_url": f"sqlite:///{db}"},
+        }
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        port = _free_port()
+        server = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "keymux", "serve", "-c", str(path), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "2"], env={**os.environ, "KEYMUX_GEMINI_API_BASE": emu_url},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        url = f"http://127.0.0.1:{port}"
+        await _wait_ready(url, server)
+        body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+        async with aiohttp.ClientSession() as http:
+            async def ask() -> int:
+                async with http.post(f"{url}/v1/chat/completions", json=body,
+                                     headers={"Authorization": "Bearer sk-master"}) as resp:
+                    await resp.read()
+                    return resp.status
+
+            statuses = await asyncio.gather(*[ask() for _ in range(10)])
+            async with http.get(f"{emu_url}/_emulator/stats") as resp:
+                stats = await resp.json()
+        assert statuses.count(200) == 4 and stats["total"] == 4
+        server.terminate()
+        output, _ = server.communicate(timeout=15)
+        assert output.count("keymux listening") == 2
+        ids = re.findall(r"keymux\.relay: (\S+) openai", output)
+        assert len(ids) == 10 and len(set(ids)) == 10  # one line per request, none repeated across workers
+        rows = sqlite3.connect(db).execute("SELECT count(*), count(DISTINCT id) FROM requests").fetchone()
+        assert rows == (10, 10)
+    finally:
+        for proc in (server, emu):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
