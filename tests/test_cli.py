@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,7 +28,9 @@ def test_check_prints_groups_with_fingerprints_never_keys() -> None:
     for group in ("gemini-pro-chat", "gemini-image", "gemini-fix"):
         assert group in out.stdout
     assert "gem:" in out.stdout and "rpm 5" in out.stdout
-    assert "not active yet" in out.stdout  # the redis cache of the LiteLLM config is accepted, reported
+    # The LiteLLM config asks for a Redis cache without saying where: keymux says so and caches locally.
+    assert re.search(r"response cache\s+local, up to 64 MiB, ttl 600 s", out.stdout)
+    assert re.search(r"key state\s+this process", out.stdout) and "no Redis is configured" in out.stdout
     assert "AIzaSy" not in out.stdout + out.stderr and "sk-keymux-master" not in out.stdout
 
 

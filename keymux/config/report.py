@@ -34,12 +34,34 @@ def describe(config: Config) -> str:
         ("verbose", "yes" if config.verbose else "no"),
     ])
     lines.append("")
+    lines += _section("Services", _services(config))
+    lines.append("")
     lines.append("Accepted, not active yet" + ("" if config.inactive else ": none"))
     lines += _bullets(config.inactive)
     lines.append("")
     lines.append(f"Warnings ({len(config.warnings)})" if config.warnings else "Warnings: none")
     lines += _bullets(config.warnings)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _services(config: Config) -> list[tuple[str, str]]:
+    redis = config.router.redis
+    state = "this process (in memory)"
+    if redis is not None:
+        on_outage = "refuse (fail closed)" if redis.fail_closed else "run on local state"
+        state = f"shared: {redis.describe()}, namespace {redis.namespace}; if Redis is down: {on_outage}"
+    cache = config.cache
+    cached = "off"
+    if cache is not None:
+        where = cache.redis.describe() if cache.type == "redis" and cache.redis else f"local, up to {_size(cache.max_bytes)}"
+        cached = f"{where}, ttl {cache.ttl:g} s"
+    url = config.database_url
+    if url is None:
+        ledger = "SQLite keymux.db beside the config" if config.source else "in memory (no config file)"
+    else:
+        ledger = safe_url(url)
+    metrics = "needs the master key" if config.metrics_auth and config.master_key else "open"
+    return [("key state", state), ("response cache", cached), ("usage ledger", ledger), ("/metrics", metrics)]
 
 
 def limits_text(limits: Limits) -> str:
