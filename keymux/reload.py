@@ -57,7 +57,7 @@ def assemble(deployments: tuple[DeploymentConfig, ...], config: Config,
             if p.cfg == d.cfg and p.scope == d.scope and p.limits == d.limits:
                 ds[i] = p
             else:
-                d.served, d.latency_ewma, d.last_used = p.served, p.latency_ewma, p.last_used
+                d.served, d.latency_ewma, d.last_used, d.recent = p.served, p.latency_ewma, p.last_used, p.recent
     return groups
 
 
@@ -85,7 +85,7 @@ class Live:
         self.gw.config = config
         self.gw.set_groups(groups)
         if config.router.routing_strategy != self.gw.pool.settings.routing_strategy:
-            self.gw.pool.strategy = make_strategy(config.router.routing_strategy)
+            self.gw.pool.strategy = make_strategy(config.router.routing_strategy, self.gw.clock)
         self.gw.pool.settings = config.router
         if self.gw._relay is not None:
             self.gw.relay.config = config

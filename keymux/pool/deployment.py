@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from keymux.config.schema import Config, DeploymentConfig, Limits
-from keymux.pool.limits import min_known
+from keymux.pool.limits import SlidingWindow, min_known
 
 
 @dataclass(eq=False)
@@ -18,6 +18,7 @@ class Deployment:
     latency_ewma: float | None = None
     served: int = 0
     last_used: float = field(default=0.0)
+    recent: SlidingWindow = field(default_factory=SlidingWindow)  # leases this minute, for usage-based routing
 
     @property
     def id(self) -> str:

@@ -82,7 +82,7 @@ class Pool:
         self.settings = settings
         self.store = store
         self.clock = clock
-        self.strategy: Strategy = make_strategy(settings.routing_strategy)
+        self.strategy: Strategy = make_strategy(settings.routing_strategy, clock)
         self._waiters: list[_Waiter] = []
         self._providers: dict[str, frozenset[str]] = {}
         self._drain_timer: Timer | None = None
@@ -196,6 +196,7 @@ class Pool:
         d = reservation.deployment
         d.in_flight += 1
         d.last_used = now
+        d.recent.add(now, 1)
         return Lease(reservation=reservation, pool=self, started=now)
 
     def _refuse_if_hopeless(self, group: str, cands: list[Deployment], blocked: Blocked,

@@ -10,6 +10,7 @@ import itertools
 import random
 from typing import Callable, Protocol, Sequence
 
+from keymux.clock import Clock
 from keymux.pool.deployment import Deployment
 
 
@@ -60,35 +61,38 @@ class RoundRobin:
 class _SortBy:
     """Stable sort by a key, ties broken by least recently used so equal keys still rotate."""
 
-    def __init__(self, key: Callable[[Deployment], float]) -> None:
+    def __init__(self, key: Callable[[Deployment, float], float], clock: Clock) -> None:
         self._key = key
+        self._clock = clock
 
     def rank(self, group: str, deployments: Sequence[Deployment]) -> list[Deployment]:
-        key = self._key
-        return sorted(deployments, key=lambda d: (key(d), d.last_used))
+        key, now = self._key, self._clock.time()
+        return sorted(deployments, key=lambda d: (key(d, now), d.last_used))
 
 
-def _usage_share(d: Deployment) -> float:
+def _usage_share(d: Deployment, now: float) -> float:
+    """How much of its rpm a deployment has used this minute (in-flight requests count too)."""
+    used = d.recent.total(now) + d.in_flight
     rpm = d.limits.rpm
-    return d.in_flight + (d.served / rpm if rpm else d.served * 1e-6)
+    return used / rpm if rpm else used * 1e-6
 
 
-def _latency(d: Deployment) -> float:
+def _latency(d: Deployment, now: float) -> float:
     return -1.0 if d.latency_ewma is None else d.latency_ewma  # untried first, to learn them
 
 
-STRATEGIES: dict[str, Callable[[], Strategy]] = {
-    "simple-shuffle": SimpleShuffle,
-    "round-robin": RoundRobin,
-    "least-busy": lambda: _SortBy(lambda d: float(d.in_flight)),
-    "usage-based-routing": lambda: _SortBy(_usage_share),
-    "usage-based-routing-v2": lambda: _SortBy(_usage_share),
-    "latency-based-routing": lambda: _SortBy(_latency),
+STRATEGIES: dict[str, Callable[[Clock], Strategy]] = {
+    "simple-shuffle": lambda clock: SimpleShuffle(),
+    "round-robin": lambda clock: RoundRobin(),
+    "least-busy": lambda clock: _SortBy(lambda d, now: float(d.in_flight), clock),
+    "usage-based-routing": lambda clock: _SortBy(_usage_share, clock),
+    "usage-based-routing-v2": lambda clock: _SortBy(_usage_share, clock),
+    "latency-based-routing": lambda clock: _SortBy(_latency, clock),
 }
 
 
-def make_strategy(name: str) -> Strategy:
-    return STRATEGIES[name]()
+def make_strategy(name: str, clock: Clock) -> Strategy:
+    return STRATEGIES[name](clock)
 
 
 def apply_order(ranked: list[Deployment]) -> list[Deployment]:

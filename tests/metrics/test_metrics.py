@@ -41,7 +41,9 @@ async def test_metrics_agree_with_the_ledger(ops_stack: OpsFactory, tmp_path) ->
         pass
     await stack.ask("slow")
     queued = asyncio.create_task(stack.ask("slow"))
-    for _ in range(20):
+    for _ in range(400):  # until the request has reached the pool's queue (real I/O, not quota time)
+        if stack.gateway.pool.queue_depth() == 1:
+            break
         await asyncio.sleep(0.005)
     status, text = await stack.admin("GET", "/metrics", raw=True)
     assert status == 200

@@ -165,3 +165,17 @@ def test_settling_a_merged_entry_moves_the_total_by_the_difference() -> None:
     assert handles[-1] is handles[-2]  # merged
     window.settle(handles[-1], 100, 30, 1000.1)
     assert window.total(1000.1) == (COALESCE_AFTER + 10) * 100 - 70
+
+
+async def test_usage_based_routing_prefers_the_key_with_the_most_room_this_minute() -> None:
+    pool, clock = make_pool(dep("big", rpm=10), dep("small", rpm=2), strategy="usage-based-routing")
+    picks = []
+    for _ in range(6):
+        lease = await pool.acquire("chat", 1)
+        picks.append(lease.deployment.fingerprint)
+        await lease.release(OK)
+    # big fills to 5/10 while small goes 1/2: shares stay balanced instead of alternating blindly
+    assert picks.count(fingerprint("big")) == 5 and picks.count(fingerprint("small")) == 1
+    clock.advance(61)  # a new minute: last minute's traffic no longer counts against either key
+    lease = await pool.acquire("chat", 1)
+    assert lease.deployment.recent.total(clock.time()) == 1
