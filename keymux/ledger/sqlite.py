@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -15,6 +16,9 @@ from keymux.ledger.store import LedgerUnavailable
 
 T = TypeVar("T")
 MEMORY = ":memory:"
+
+
+OPEN_RETRIES = 20  # about 10 s of waiting for a concurrent opener, in growing steps
 
 
 class SQLiteStore:
@@ -35,27 +39,45 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
+        # Switching a new file to WAL can answer "locked" without waiting for a concurrent opener (another
+        # worker starting at the same moment); this runs on the ledger's own thread, so wait and retry.
+        for attempt in range(OPEN_RETRIES):
+            try:
+                return self._open_once()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == OPEN_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _open_once(self) -> sqlite3.Connection:
         if self.path != MEMORY and not os.path.exists(self.path):
             # Run-time keys are stored here: the file is readable by its owner only.
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
+            # First, so that every statement below waits for a concurrent opener (another worker) instead
+            # of failing at once with "database is locked".
+            conn.execute("PRAGMA busy_timeout=5000")
             if self.path != MEMORY:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
             conn.execute(sql.VERSION_TABLE)
-            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-            current = row[0] or 0
             for version, statements in sql.MIGRATIONS["sqlite"]:
-                if version <= current:
-                    continue
-                conn.execute("BEGIN")
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("DELETE FROM schema_version")
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                conn.execute("COMMIT")
+                # One writer at a time, and the version read inside that lock: two processes opening the
+                # same file never apply a migration twice (the second would also set the version back).
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+                    if (row[0] or 0) < version:
+                        for statement in statements:
+                            conn.execute(statement)
+                        conn.execute("DELETE FROM schema_version")
+                        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
         except BaseException:
             conn.close()
             raise

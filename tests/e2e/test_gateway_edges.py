@@ -140,7 +140,7 @@ async def test_a_client_that_disconnects_mid_stream_frees_its_key(make_stack: St
 
 async def test_no_raw_key_in_responses_or_logs(make_stack: StackFactory, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    stack = await make_stack({"model_list": gemini_group("chat", KEYS)},
+    stack = await make_stack({"model_list": gemini_group("chat", KEYS), "router_settings": {"routing_strategy": "round-robin"}},
                              gemini_keys={KEYS[0]: EmuKey(rpm=1), KEYS[1]: EmuKey(status="suspended")})
     seen = []
     for _ in range(4):

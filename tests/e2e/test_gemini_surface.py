@@ -28,7 +28,8 @@ async def test_generate_stream_and_count_tokens_with_the_genai_sdk(make_stack: S
 
 
 async def test_an_upstream_model_id_pools_every_deployment_serving_it(make_stack: StackFactory) -> None:
-    doc = {"model_list": gemini_group("a", ["k1"]) + gemini_group("b", ["k2"])}
+    doc = {"model_list": gemini_group("a", ["k1"]) + gemini_group("b", ["k2"]),
+           "router_settings": {"routing_strategy": "round-robin"}}  # deterministic: both keys within 4 requests
     stack = await make_stack(doc, gemini_keys={"k1": EmuKey(), "k2": EmuKey()})
     client = stack.genai().aio
     for _ in range(4):

@@ -97,7 +97,8 @@ async def test_a_per_day_429_parks_the_key_until_pacific_midnight(make_stack: St
 
 
 async def test_an_invalid_key_is_hit_once_then_never_again(make_stack: StackFactory) -> None:
-    stack = await make_stack({"model_list": gemini_group("chat", ["revoked", "good"])},
+    stack = await make_stack({"model_list": gemini_group("chat", ["revoked", "good"]),
+                              "router_settings": {"routing_strategy": "round-robin"}},  # revoked is offered early
                              gemini_keys={"revoked": EmuKey(status="invalid"), "good": EmuKey()})
     client = stack.openai()
     for _ in range(8):
