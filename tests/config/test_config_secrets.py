@@ -10,7 +10,7 @@ import pytest
 from keymux.config.load import ConfigError, load_config, parse_config
 from keymux.config.report import describe
 
-KEY = "AIzaSyD4xQ9vLm2Rt7Wp3Kc8Nh5Bf1Gj6Ys0ZuE"  # 39 characters, like a real AI Studio key
+KEY = "AIzaSyFAKEtestKEYnotREAL0000000000000000"  # 39 characters, like a real AI Studio key
 OAI = "sk-proj-Tq8Lm3Vx7Rb2Nc9Wk4Pz6Hy1Jd5Fg0SaE"
 MASTER = "sk-master-9Fh3Kq7Lz2Vb8Nm4Xc6Rt1Yw5"
 SECRETS = (KEY, OAI, MASTER)
