@@ -10,7 +10,7 @@ import ipaddress
 import math
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -151,28 +151,25 @@ def _known(gw: Gateway, fp: str) -> None:
         raise NotFound(f"no key {fp}")
 
 
-async def disable_key(request: web.Request) -> web.Response:
-    gw = _admin(request)
-    fp = request.match_info["fingerprint"]
-    _known(gw, fp)
-    await gw.pool.disable_key(fp, "disabled by an operator")
-    return _json({"key": fp, "state": "disabled"})
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-async def enable_key(request: web.Request) -> web.Response:
-    gw = _admin(request)
-    fp = request.match_info["fingerprint"]
-    _known(gw, fp)
-    await gw.pool.enable_key(fp)
-    return _json({"key": fp, "enabled": True})
+def _key_action(act: Callable[[Gateway, str], Awaitable[None]], answer: dict[str, Any]) -> Handler:
+    """POST /admin/keys/{fingerprint}/<verb>: act on a known key, answer what it is now."""
+
+    async def handler(request: web.Request) -> web.Response:
+        gw = _admin(request)
+        fp = request.match_info["fingerprint"]
+        _known(gw, fp)
+        await act(gw, fp)
+        return _json({"key": fp, **answer})
+
+    return handler
 
 
-async def reset_key(request: web.Request) -> web.Response:
-    gw = _admin(request)
-    fp = request.match_info["fingerprint"]
-    _known(gw, fp)
-    await gw.pool.reset_key(fp)
-    return _json({"key": fp, "reset": True})
+disable_key = _key_action(lambda gw, fp: gw.pool.disable_key(fp, "disabled by an operator"), {"state": "disabled"})
+enable_key = _key_action(lambda gw, fp: gw.pool.enable_key(fp), {"enabled": True})
+reset_key = _key_action(lambda gw, fp: gw.pool.reset_key(fp), {"reset": True})
 
 
 async def add_key(request: web.Request) -> web.Response:

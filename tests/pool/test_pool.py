@@ -40,20 +40,6 @@ async def settle_loop() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_request_waits_for_the_window_and_is_admitted_when_it_frees() -> None:
-    pool, clock = make_pool(dep("k1", rpm=1))
-    await pool.acquire("chat", 1)
-    waiter = asyncio.create_task(pool.acquire("chat", 1, wait=90))
-    await settle_loop()
-    assert not waiter.done()
-    clock.advance(59)
-    await settle_loop()
-    assert not waiter.done()
-    clock.advance(1.01)
-    await settle_loop()
-    assert waiter.done() and waiter.result().deployment.fingerprint == fingerprint("k1")
-
-
 async def test_waiters_are_served_first_come_first_served() -> None:
     pool, clock = make_pool(dep("k1", rpm=1))
     await pool.acquire("chat", 1)
