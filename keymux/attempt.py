@@ -7,7 +7,7 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import orjson
@@ -19,6 +19,7 @@ from keymux.providers.base import Outcome, Verdict
 from keymux.translate.sse import SSEDecoder
 
 log = logging.getLogger("keymux.relay")
+OK = Verdict(Outcome.OK)
 
 
 @dataclass
@@ -28,13 +29,23 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass
 class StreamReply:
-    """A stream whose first events are already read; `rest` yields the remainder and releases the key."""
+    """A stream whose first events are already read; `rest` yields the remainder.
+
+    `end()` closes the upstream call, frees the key and reports the request, once: `rest` calls it when it
+    finishes, and whoever sends the stream must call it too, since a generator closed before it ever ran
+    (the client left before the first write) runs no `finally`.
+    """
 
     first: list[bytes]
     rest: AsyncIterator[bytes]
     headers: dict[str, str] = field(default_factory=dict)
+    end: Callable[[], Awaitable[None]] = _nothing
 
 
 @dataclass
@@ -142,13 +153,31 @@ async def _first_events(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse
         verdict = Verdict(Outcome.UPSTREAM_ERROR, reason="empty stream")
         await lease.release(verdict)
         return Failure(502, b"", verdict)
-    return StreamReply(first, _rest(ex, lease, resp, decoder, st, ended, now, on_done))
+    ending = _Ending(lease, resp, st, on_done)
+    return StreamReply(first, _rest(ex, resp, decoder, st, ended, now, ending), end=ending)
 
 
-async def _rest(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse, decoder: SSEDecoder,
-                st: StreamTranslator, ended: bool, now: Callable[[], float],
-                on_done: Callable[[Verdict, Usage | None], None]) -> AsyncIterator[bytes]:
-    verdict = Verdict(Outcome.OK)
+class _Ending:
+    """Closes the upstream response, releases the lease and reports the request: exactly once."""
+
+    def __init__(self, lease: Lease, resp: aiohttp.ClientResponse, st: StreamTranslator,
+                 on_done: Callable[[Verdict, Usage | None], None]) -> None:
+        self._lease, self._resp, self._st, self._on_done = lease, resp, st, on_done
+        self._done = False
+
+    async def __call__(self, verdict: Verdict = OK) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._resp.close()
+        usage = self._st.usage
+        await self._lease.release(verdict, usage.total if usage else None)
+        self._on_done(verdict, usage)
+
+
+async def _rest(ex: Exchange, resp: aiohttp.ClientResponse, decoder: SSEDecoder, st: StreamTranslator,
+                ended: bool, now: Callable[[], float], ending: _Ending) -> AsyncIterator[bytes]:
+    verdict = OK
     try:
         if not ended:
             try:
@@ -169,7 +198,4 @@ async def _rest(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse, decode
                 yield st.error(504 if verdict.outcome is Outcome.TIMEOUT else 502,
                                f"upstream stream broke: {verdict.reason}")
     finally:
-        resp.close()
-        usage = st.usage
-        await lease.release(verdict, usage.total if usage else None)
-        on_done(verdict, usage)
+        await ending(verdict)

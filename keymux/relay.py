@@ -26,6 +26,7 @@ from keymux.providers.base import Outcome, Verdict
 
 log = logging.getLogger("keymux.relay")
 
+_ABANDONED = Verdict(Outcome.CLIENT_ERROR, reason="attempt abandoned")  # frees the key, blames nobody
 _CONTEXT_OVERFLOW = ("context_length_exceeded", "maximum context length", "exceeds the maximum number of tokens",
                      "input token count", "too many tokens")
 
@@ -133,9 +134,13 @@ class Relay:
                 call.queue_wait += self.clock.time() - asked
                 dep = lease.deployment
                 ex = exchanges[dep.cfg.provider]
-                result = await attempt(self.session, ex, lease, stream=call.stream,
-                                       timeout=dep.cfg.timeout or router.timeout, now=self.clock.time,
-                                       on_done=lambda v, u, d=dep: self._done(call, d.fingerprint, v, u, d.model))
+                try:
+                    result = await attempt(self.session, ex, lease, stream=call.stream,
+                                           timeout=dep.cfg.timeout or router.timeout, now=self.clock.time,
+                                           on_done=lambda v, u, d=dep: self._done(call, d.fingerprint, v, u, d.model))
+                except BaseException:  # cancelled, or a bug: the key is not to blame, but it must be freed
+                    await lease.release(_ABANDONED)  # a no-op if attempt() already released it
+                    raise
                 if not isinstance(result, Failure):
                     result.headers["x-keymux-key"] = dep.fingerprint
                     result.headers["x-keymux-attempts"] = str(len(failures) + 1)

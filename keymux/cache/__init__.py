@@ -109,7 +109,7 @@ class ResponseCache:
             if result.status == 200:
                 await self._store(plan, result.body)
             return result
-        return StreamReply(result.first, self._tee(plan, call, result), result.headers)
+        return StreamReply(result.first, self._tee(plan, call, result), result.headers, end=result.end)
 
     async def _tee(self, plan: Plan, call: Call, reply: StreamReply) -> AsyncIterator[bytes]:
         seen = list(reply.first)

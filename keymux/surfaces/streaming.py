@@ -20,4 +20,5 @@ async def send_stream(request: web.Request, reply: StreamReply) -> web.StreamRes
         pass  # the client went away: closing `rest` below cancels the upstream call and frees the key
     finally:
         await reply.rest.aclose()  # type: ignore[attr-defined]
+        await reply.end()  # frees the key even if `rest` never started (the client left before the first write)
     return resp
