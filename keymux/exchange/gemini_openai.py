@@ -20,7 +20,10 @@ from keymux.translate.sse import sse_event
 class _GeminiStream:
     def __init__(self) -> None:
         self._t = StreamToGemini()
-        self.usage: Usage | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return Usage.from_openai(self._t.usage)  # the translator keeps the upstream's last usage
 
     def feed(self, payload: bytes) -> list[bytes]:
         if payload == b"[DONE]":
@@ -28,8 +31,6 @@ class _GeminiStream:
         chunk = orjson.loads(payload)
         if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
             raise StreamBroken(502, str(chunk["error"].get("message") or "upstream error"))
-        if isinstance(chunk, dict) and chunk.get("usage"):
-            self.usage = Usage.from_openai(chunk["usage"])
         return [sse_event(orjson.dumps(c)) for c in self._t.feed(chunk)]
 
     def finish(self) -> list[bytes]:

@@ -47,14 +47,13 @@ class _OpenAIStream:
     def __init__(self, model: str, include_usage: bool) -> None:
         self._t = StreamToOpenAI(model=model, response_id=f"chatcmpl-{new_id()}",
                                  created=int(time.time()), include_usage=include_usage)
-        self.usage: Usage | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return Usage.from_openai(self._t.usage)  # the translator keeps the last usage Gemini reported
 
     def feed(self, payload: bytes) -> list[bytes]:
-        chunk = gemini_chunk(payload)
-        out = [sse_event(orjson.dumps(c)) for c in self._t.feed(chunk)]
-        if "usageMetadata" in chunk:
-            self.usage = Usage.from_gemini(chunk["usageMetadata"])
-        return out
+        return [sse_event(orjson.dumps(c)) for c in self._t.feed(gemini_chunk(payload))]
 
     def finish(self) -> list[bytes]:
         return [sse_event(orjson.dumps(c)) for c in self._t.finish()] + [b"data: [DONE]\n\n"]
