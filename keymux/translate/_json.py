@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 Json = dict[str, Any]
+
+
+def parse_object(text: str) -> Json | None:
+    """`text` as a JSON object, or None when it is not one (invalid JSON, or another JSON type)."""
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def get_str(obj: Json, key: str, default: str = "") -> str:

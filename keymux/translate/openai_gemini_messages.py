@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 
 from keymux.errors import BadRequest
 
-from ._json import Json
+from ._json import Json, parse_object
 from .media import guess_mime, parse_data_uri
 from .tool_calls import parse_arguments, split_tool_call_id
 
@@ -228,11 +227,5 @@ def _function_response(msg: Json, where: str, call_names: dict[str, str]) -> Jso
 
 
 def _response_object(text: str) -> Json:
-    if text.lstrip().startswith("{"):
-        try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return parsed
-    return {"content": text}
+    parsed = parse_object(text) if text.lstrip().startswith("{") else None
+    return parsed if parsed is not None else {"content": text}

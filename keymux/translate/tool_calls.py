@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import orjson
+
+from ._json import parse_object
 
 SEPARATOR = "__thought__"
 _TO_URLSAFE = str.maketrans("+/", "-_")
@@ -53,11 +54,5 @@ def parse_arguments(raw: Any) -> dict[str, Any]:
         return raw
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}
-    if isinstance(raw, str):
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return parsed
-    return {"arguments": raw}
+    parsed = parse_object(raw) if isinstance(raw, str) else None
+    return parsed if parsed is not None else {"arguments": raw}
