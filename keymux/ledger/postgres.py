@@ -100,9 +100,9 @@ class PostgresStore:
 
         async def go(conn: Any) -> None:
             async with conn.transaction():
-                await conn.executemany(sql.insert_requests("postgres"), requests)
+                await conn.executemany(sql.insert_requests(), requests)
                 if attempts:
-                    await conn.executemany(sql.insert_attempts("postgres"), attempts)
+                    await conn.executemany(sql.insert_attempts(), attempts)
 
         await self._call(go)
 

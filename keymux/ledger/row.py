@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -18,8 +17,7 @@ ATTEMPT_COLUMNS = ("row_id", "seq", "at", "key", "outcome")
 DETAIL_MAX = 300
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     id: str  # unique per row (request ids come from clients and may repeat): writes are idempotent
     at: float  # clock time the request arrived
     request_id: str
@@ -66,7 +64,10 @@ class Row:
                 int(self.stream), self.detail, self.queue_wait)
 
     def attempt_values(self) -> list[tuple[Any, ...]]:
-        return [(self.id, i, self.at, fp, outcome) for i, (fp, outcome) in enumerate(self.attempts)]
+        """Rows for the `attempts` table: the failed attempts only. Nothing reads the successful ones from
+        there (`attempts` above holds the whole list), and most requests have only a successful one."""
+        return [(self.id, i, self.at, fp, outcome) for i, (fp, outcome) in enumerate(self.attempts)
+                if outcome != "ok"]
 
 
 def row_dict(values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:

@@ -5,6 +5,8 @@ Migrations are numbered; `schema_version` holds the highest applied. Add a migra
 
 from __future__ import annotations
 
+import functools
+
 from keymux.ledger.row import ATTEMPT_COLUMNS, COLUMNS
 
 
@@ -42,20 +44,27 @@ SCHEMA_VERSION = max(v for v, _ in MIGRATIONS["sqlite"])
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 
 
-def insert_requests(dialect: str) -> str:
-    return _insert("requests", COLUMNS, dialect)
+def insert_requests() -> str:
+    """PostgreSQL (executemany); SQLite uses insert_rows."""
+    return _insert("requests", COLUMNS)
 
 
-def insert_attempts(dialect: str) -> str:
-    return _insert("attempts", ATTEMPT_COLUMNS, dialect)
+def insert_attempts() -> str:
+    return _insert("attempts", ATTEMPT_COLUMNS)
 
 
-def _insert(table: str, columns: tuple[str, ...], dialect: str) -> str:
-    cols = ", ".join(columns)
-    if dialect == "sqlite":
-        return f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})"
+def _insert(table: str, columns: tuple[str, ...]) -> str:
     marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    return f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+
+
+@functools.lru_cache(maxsize=256)
+def insert_rows(table: str, columns: tuple[str, ...], n: int) -> str:
+    """SQLite: one statement inserting `n` rows. executemany steps once per row, and every step hands the
+    GIL back and forth with the event loop (measured: the writer thread then chased the buffer in small,
+    slow transactions); one statement per chunk steps once."""
+    one = f"({', '.join('?' * len(columns))})"
+    return f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * n)}"
 
 
 def numbered(sql: str) -> str:

@@ -11,13 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from keymux.ledger import sql
-from keymux.ledger.row import Row
+from keymux.ledger.row import ATTEMPT_COLUMNS, COLUMNS, Row
 from keymux.ledger.store import LedgerUnavailable
 
 T = TypeVar("T")
 MEMORY = ":memory:"
 
 
+# Bound variables per statement: SQLite's limit is 32766 since 3.32, 999 before.
+MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+CHUNK_ROWS = 200
 OPEN_RETRIES = 20  # about 10 s of waiting for a concurrent opener, in growing steps
 
 
@@ -95,8 +98,8 @@ class SQLiteStore:
             conn = self._connect()
             conn.execute("BEGIN")
             try:
-                conn.executemany(sql.insert_requests("sqlite"), requests)
-                conn.executemany(sql.insert_attempts("sqlite"), attempts)
+                _insert(conn, "requests", COLUMNS, requests)
+                _insert(conn, "attempts", ATTEMPT_COLUMNS, attempts)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -120,3 +123,11 @@ class SQLiteStore:
             await self._run(go)
         finally:
             self._thread.shutdown(wait=False)
+
+
+def _insert(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows in chunks, one multi-row statement each (see sql.insert_rows)."""
+    chunk = max(1, min(CHUNK_ROWS, MAX_VARIABLES // len(columns)))
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        conn.execute(sql.insert_rows(table, columns, len(part)), [v for row in part for v in row])

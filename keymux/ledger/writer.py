@@ -85,17 +85,20 @@ class Ledger:
                 pass
             self._wake.clear()
             try:
-                await self.flush()
+                # Only what is buffered now: chasing the rows that arrive during a write would turn one
+                # write per interval into a stream of small transactions competing with requests for the GIL.
+                await self.flush(len(self.buffer))
                 failures = 0
             except LedgerUnavailable:
                 failures += 1
                 await asyncio.sleep(min(BACKOFF_CAP, 0.5 * 2 ** failures))
 
-    async def flush(self) -> None:
-        """Write every buffered row now. Raises LedgerUnavailable (the rows stay buffered)."""
+    async def flush(self, rows: int | None = None) -> None:
+        """Write every buffered row now (or the first `rows`). Raises LedgerUnavailable (they stay buffered)."""
         async with self._lock:
-            while self.buffer:
-                batch = [self.buffer[i] for i in range(min(self.batch, len(self.buffer)))]
+            left = len(self.buffer) if rows is None else min(rows, len(self.buffer))
+            while left > 0 and self.buffer:
+                batch = [self.buffer[i] for i in range(min(self.batch, left, len(self.buffer)))]
                 try:
                     await self._open()
                     await self.store.write(batch)
@@ -107,6 +110,7 @@ class Ledger:
                 for _ in batch:
                     self.buffer.popleft()
                 self.written += len(batch)
+                left -= len(batch)
                 if not self.available:
                     log.info("ledger database is back (%s)", self.store.where)
                 self.available, self.last_error = True, None
