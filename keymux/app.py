@@ -101,7 +101,10 @@ class Gateway:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
-        self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
+        # No cookie jar: one session serves every key, and a cookie an upstream set for one key's request
+        # must not ride along on another's (it is also less work per request).
+        self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",),
+                                             cookie_jar=aiohttp.DummyCookieJar())
         if self._shared is not None:
             await self._shared.start(self.pool.wake)
         self.cache = make_cache(self.config.cache, self.clock)

@@ -8,10 +8,15 @@ import logging
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from keymux.emulator import EmuKey
+from keymux.app import create_app
+from keymux.clock import FakeClock
+from keymux.config.load import parse_config
+from keymux.emulator import EmuKey, GeminiEmulator
 
-from .conftest import StackFactory, gemini_group
+from .conftest import T0, StackFactory, gemini_group
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 KEYS = ["AIzaSyTESTKEYalpha0000000000000000000000", "AIzaSyTESTKEYrevoked00000000000000000000"]
@@ -178,3 +183,45 @@ async def test_a_stream_closed_before_it_ran_still_frees_its_key_and_is_recorded
     assert deployment.in_flight == 0 and [c.request_id for c in finished] == ["left-early"]
     status, _, _ = await _post(stack, "/v1/chat/completions", body=CHAT)
     assert status == 200  # max_parallel_requests=1: the key was really freed
+
+
+class _CookieSettingGemini(GeminiEmulator):
+    """The Gemini emulator behind a front end that sets a session cookie, noting the cookies it receives."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.cookies_received: list[str | None] = []
+
+    def app(self) -> web.Application:
+        app = super().app()
+
+        @web.middleware
+        async def front_end(request: web.Request, handler):  # type: ignore[no-untyped-def]
+            self.cookies_received.append(request.headers.get("Cookie"))
+            resp = await handler(request)
+            resp.set_cookie("GFE_SESSION", "issued-to-whoever-asked-first")
+            return resp
+
+        app.middlewares.append(front_end)
+        return app
+
+
+async def test_a_cookie_an_upstream_sets_for_one_key_never_rides_along_with_another() -> None:
+    clock = FakeClock(T0)
+    emu = _CookieSettingGemini({"k1": EmuKey(), "k2": EmuKey()}, clock=clock)
+    url = await emu.serve()
+    config = parse_config({"model_list": gemini_group("chat", ["k1", "k2"]),
+                           "router_settings": {"routing_strategy": "round-robin"}},
+                          env={"KEYMUX_GEMINI_API_BASE": url.replace("127.0.0.1", "localhost")})  # a host name:
+    # cookie jars ignore cookies from IP addresses
+    server = TestServer(create_app(config, clock=clock))
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(3):
+                async with http.post(server.make_url("/v1/chat/completions"), json=CHAT) as resp:
+                    assert resp.status == 200
+        assert len(emu.cookies_received) == 3 and emu.cookies_received == [None, None, None]
+    finally:
+        await server.close()
+        await emu.close()
