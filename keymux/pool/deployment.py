@@ -19,18 +19,13 @@ class Deployment:
     served: int = 0
     last_used: float = field(default=0.0)
     recent: SlidingWindow = field(default_factory=SlidingWindow)  # leases this minute, for usage-based routing
+    # Copied from cfg (frozen): read several times per request, cheaper as attributes than as properties.
+    id: str = field(init=False)
+    fingerprint: str = field(init=False)
+    model: str = field(init=False)
 
-    @property
-    def id(self) -> str:
-        return self.cfg.id
-
-    @property
-    def fingerprint(self) -> str:
-        return self.cfg.fingerprint
-
-    @property
-    def model(self) -> str:
-        return self.cfg.model
+    def __post_init__(self) -> None:
+        self.id, self.fingerprint, self.model = self.cfg.id, self.cfg.fingerprint, self.cfg.model
 
     def observe_latency(self, seconds: float) -> None:
         prev = self.latency_ewma

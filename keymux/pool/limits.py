@@ -139,14 +139,19 @@ class SlidingWindow:
 class DayCounter:
     """Requests and tokens since the last midnight Pacific time."""
 
-    __slots__ = ("day", "requests", "tokens")
+    __slots__ = ("day", "end", "requests", "tokens")
 
     def __init__(self) -> None:
         self.day = 0.0
+        self.end = 0.0  # the next midnight Pacific after `day`
         self.requests = 0
         self.tokens = 0.0
 
     def roll(self, now: float) -> None:
+        if self.day <= now < self.end:  # the common case, on every admission: no calendar arithmetic
+            return
         day = pacific_day_start(now)
+        end = next_pacific_midnight(now)
         if day != self.day:
-            self.day, self.requests, self.tokens = day, 0, 0.0
+            self.requests, self.tokens = 0, 0.0
+        self.day, self.end = day, end

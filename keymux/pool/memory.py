@@ -9,8 +9,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from keymux.config.schema import Limits
 from keymux.pool.deployment import Deployment
-from keymux.pool.limits import MINUTE, DayCounter, SlidingWindow, min_known, next_pacific_midnight
+from keymux.pool.limits import MINUTE, DayCounter, SlidingWindow, min_known
 from keymux.pool.store import Blocked, Park, Reservation, ScopeView, State
 
 INF = float("inf")
@@ -29,6 +30,7 @@ class _Scope:
     backoff_level: int = 0
     in_flight: int = 0
     learned: dict[str, int] = field(default_factory=dict)
+    effective: tuple[Limits, Limits] | None = None  # (declared, declared with learned limits): see _limits
     probe_since: float | None = None  # when the cautious start began (None: not yet used)
     probed: bool = False  # went PROBE_SPAN without a 429: no need for caution
 
@@ -58,36 +60,53 @@ class MemoryStore:
         return d
 
     # -- admission -------------------------------------------------------------------------
+    @staticmethod
+    def _limits(d: Deployment, s: _Scope) -> Limits:
+        """The scope's declared limits, lowered by any it learned; cached until either changes."""
+        declared = d.limits
+        cached = s.effective
+        if cached is not None and cached[0] is declared:
+            return cached[1]
+        learned = s.learned
+        lim = declared if not learned else Limits(
+            rpm=min_known(declared.rpm, learned.get("rpm")), tpm=min_known(declared.tpm, learned.get("tpm")),
+            rpd=min_known(declared.rpd, learned.get("rpd")), tpd=min_known(declared.tpd, learned.get("tpd")),
+            max_parallel=declared.max_parallel)
+        s.effective = (declared, lim)
+        return lim
+
     def _free_at(self, d: Deployment, s: _Scope, tokens: float, now: float) -> tuple[float, str]:
         """When this deployment could take the request (now if it can), and why not if later."""
-        if d.fingerprint in self._disabled:
+        if self._disabled and d.fingerprint in self._disabled:
             return INF, f"disabled ({self._disabled[d.fingerprint]})"
-        dep = self._deps.get(d.id)
         when, why = now, ""
-        for park in (s.park, dep.park if dep else None):
-            if park is not None and park.until > when:
-                when, why = park.until, park.reason
-        lim = d.limits
-        learned = s.learned
-        rpm = min_known(lim.rpm, learned.get("rpm"))
+        park = s.park
+        if park is not None and park.until > when:
+            when, why = park.until, park.reason
+        dep = self._deps.get(d.id) if self._deps else None
+        park = dep.park if dep is not None else None
+        if park is not None and park.until > when:
+            when, why = park.until, park.reason
+        lim = self._limits(d, s)
+        rpm = lim.rpm
         if rpm is not None:
             t = s.minute_requests.free_at(now, 1, rpm)
             if t > when:
                 when, why = t, f"rpm {rpm} reached"
-        tpm = min_known(lim.tpm, learned.get("tpm"))
+        tpm = lim.tpm
         if tpm is not None and tokens:
             t = s.minute_tokens.free_at(now, tokens, tpm)
             if t > when:
                 when, why = t, f"tpm {tpm} reached" if t < INF else f"request (~{int(tokens)} tokens) exceeds tpm {tpm}"
         s.day.roll(now)
-        rpd = min_known(lim.rpd, learned.get("rpd"))
+        rpd = lim.rpd
         if rpd is not None and s.day.requests >= rpd:
-            t = next_pacific_midnight(now)
+            t = s.day.end
             if t > when:
                 when, why = t, f"rpd {rpd} reached, back at midnight Pacific"
-        tpd = min_known(lim.tpd, learned.get("tpd"))
+        tpd = lim.tpd
         if tpd is not None and tokens and s.day.tokens + tokens > tpd:
-            t = next_pacific_midnight(now)
+            t = s.day.end
             if t > when:
                 when, why = t, f"tpd {tpd} reached, back at midnight Pacific"
         return when, why
@@ -193,7 +212,9 @@ class MemoryStore:
         return s.backoff_level
 
     async def learn_limit(self, scope: str, name: str, value: int) -> None:
-        self._scope(scope).learned[name] = value
+        s = self._scope(scope)
+        s.learned[name] = value
+        s.effective = None
 
     # -- views -----------------------------------------------------------------------------
     async def refresh(self, deployments: Sequence[Deployment], now: float) -> None:

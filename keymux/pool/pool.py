@@ -85,6 +85,7 @@ class Pool:
         self.strategy: Strategy = make_strategy(settings.routing_strategy, clock)
         self._waiters: list[_Waiter] = []
         self._providers: dict[str, frozenset[str]] = {}
+        self._ordered: dict[str, bool] = {}
         self._drain_timer: Timer | None = None
         self._draining = False
         self._redrain = False
@@ -95,6 +96,7 @@ class Pool:
         deployment; state lives in the store by scope / deployment id / fingerprint, so it carries over."""
         self.groups = groups
         self._providers.clear()
+        self._ordered.clear()
         self._kick()
 
     def providers(self, group: str) -> frozenset[str]:
@@ -190,7 +192,11 @@ class Pool:
         return self._lease(reservation, self.clock.time())
 
     def _rank(self, group: str, cands: list[Deployment]) -> list[Deployment]:
-        return apply_order(self.strategy.rank(group, cands))
+        ranked = self.strategy.rank(group, cands)
+        ordered = self._ordered.get(group)
+        if ordered is None:  # does any deployment of the group set `order`? (per group map, see set_groups)
+            ordered = self._ordered[group] = any(d.cfg.order is not None for d in self.groups.get(group, ()))
+        return apply_order(ranked) if ordered else ranked
 
     def _lease(self, reservation: Reservation, now: float) -> Lease:
         d = reservation.deployment

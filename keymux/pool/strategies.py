@@ -23,13 +23,22 @@ class SimpleShuffle:
 
     def __init__(self, rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()
+        self._equal: dict[str, tuple[Sequence[Deployment], bool]] = {}  # per group: its list, equal weights?
+
+    def _equal_weights(self, group: str, deployments: Sequence[Deployment]) -> bool:
+        cached = self._equal.get(group)
+        if cached is not None and cached[0] is deployments:
+            return cached[1]
+        first = deployments[0].cfg.weight
+        equal = all(d.cfg.weight == first for d in deployments)
+        self._equal[group] = (deployments, equal)
+        return equal
 
     def rank(self, group: str, deployments: Sequence[Deployment]) -> list[Deployment]:
         n = len(deployments)
         if n < 2:
             return list(deployments)
-        first = deployments[0].cfg.weight
-        if all(d.cfg.weight == first for d in deployments):
+        if self._equal_weights(group, deployments):
             # Equal weights: a rotation from a random start gives every key the same chance to be first,
             # in O(n) without sorting (this runs on every request).
             start = int(self._rng.random() * n)
