@@ -5,6 +5,7 @@
     bench/run --soak 100000      # also: 100k requests through keymux, RSS sampled every 10k
     bench/run --install-size     # also: size of keymux + dependencies in a fresh venv (needs PyPI access)
     bench/run --workers 2        # also: keymux --workers 2 (UNSAFE for quotas until Redis lands; bench only)
+    bench/run --instructions 2000  # also: CPU instructions per request (valgrind), noise-free keymux/baseline
 
 Measures requests/s and p50/p99 latency at 1 and 16 connections, non-streaming and streaming, for:
 direct (the load generator on the emulator's native Gemini endpoint), baseline (bench/baseline.py, a bare
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import orjson
 
+from bench import instructions
 from bench.load import Result, have_wrk, run_load
 from keymux.translate.openai_gemini import request_to_gemini
 
@@ -170,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--install-size", action="store_true", help="also measure the install size in a fresh venv")
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="also measure `keymux serve --workers N` (KEYMUX_UNSAFE_WORKERS=1: unsafe for quotas)")
+    p.add_argument("--instructions", type=int, default=0, metavar="N",
+                   help="also count CPU instructions per request over N requests (valgrind's callgrind): "
+                        "keymux and the baseline, a comparison that machine noise does not move")
     p.add_argument("--startups", type=int, default=3, help="start-up measurements (median reported)")
     p.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and the ledger (temp dir)")
@@ -249,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  up_cpu, table)
             km = procs.spawn("keymux", serve, env)
             wait_ready(f"http://127.0.0.1:{km_port}/health/readiness", km)
+        if args.instructions:
+            results["instructions"] = count_instructions(procs, args.instructions, upstream, env, targets, logdir,
+                                                         gw_cpu)
         if args.soak:
             results["soak"] = soak(km, targets["keymux"], args.soak, tool, up_cpu)
         if args.install_size:
@@ -357,6 +365,38 @@ def measure_workers(procs: Procs, n: int, port: int, env: dict[str, str], target
         print(f"  {mode:<6} 16 conns: {r.rps:.0f} req/s (p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms), "
               f"{r.rps / one:.2f}x one pinned worker")
     procs.stop(proc)
+    return out
+
+
+def count_instructions(procs: Procs, n: int, upstream: str, env: dict[str, str],
+                       targets: dict[str, dict[str, tuple[str, bytes, dict]]], logdir: Path,
+                       cpu: str | None) -> dict[str, float]:
+    if not instructions.available():
+        print("\ninstructions: valgrind (Debian package valgrind) is not installed; skipped", flush=True)
+        return {}
+    print(f"\ninstructions per request (valgrind callgrind, {n} requests at 16 connections, user space, "
+          f"all threads):", flush=True)
+    port = free_port()
+    cmds = {
+        "baseline": [PY, str(HERE / "baseline.py"), "--port", str(port), "--upstream", upstream,
+                     "--keys", ",".join(CHAT_KEYS)],
+        "keymux": [KEYMUX, "serve", "--config", str(HERE / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
+    }
+    out: dict[str, float] = {}
+    for name, cmd in cmds.items():
+        for mode in MODES:
+            dump = logdir / f"callgrind-{name}-{mode}.out"
+            proc = procs.spawn(f"{name}-callgrind", pinned(instructions.wrap(cmd, dump), cpu),
+                               {**env, "BENCH_DATABASE_URL": f"sqlite:///{logdir}/ledger-callgrind-{mode}.db"})
+            wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc, timeout=180)
+            url, body, headers = targets[name][mode]
+            url = url.replace(url.split("/")[2], f"127.0.0.1:{port}")
+            out[f"{name}_{mode}"] = instructions.measure(proc, dump, url, body, headers, n)
+            print(f"  {name:<8} {mode:<6} {out[f'{name}_{mode}'] / 1000:8.0f} k instructions/request", flush=True)
+    for mode in MODES:
+        ratio = out[f"baseline_{mode}"] / out[f"keymux_{mode}"]
+        out[f"ratio_{mode}"] = ratio
+        print(f"  {mode:<6} baseline/keymux: {ratio:.2f} (the throughput ratio if all CPU were these instructions)")
     return out
 
 
