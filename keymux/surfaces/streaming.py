@@ -12,8 +12,7 @@ async def send_stream(request: web.Request, reply: StreamReply) -> web.StreamRes
         "content-type": "text/event-stream", "cache-control": "no-cache", **reply.headers})
     try:
         await resp.prepare(request)
-        for chunk in reply.first:
-            await resp.write(chunk)
+        await resp.write(b"".join(reply.first))
         async for chunk in reply.rest:
             await resp.write(chunk)
     except (ConnectionResetError, ConnectionError):
