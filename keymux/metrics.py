@@ -46,7 +46,8 @@ class Counter:
         self.values: dict[tuple[object, ...], float] = {}
 
     def inc(self, key: tuple[object, ...], amount: float = 1.0) -> None:
-        self.values[key] = self.values.get(key, 0.0) + amount
+        values = self.values
+        values[key] = values.get(key, 0.0) + amount
 
     def render(self, out: list[str]) -> None:
         out.append(f"# HELP {self.name} {self.help}")
@@ -113,19 +114,25 @@ class Metrics:
     def observe(self, row: Row, model_of: Callable[[str, str], str]) -> None:
         """One finished request (the same row the ledger writes)."""
         self.requests.inc((row.group, row.surface, row.status, row.outcome))
-        for i, (fp, outcome) in enumerate(row.attempts):
-            last_ok = i == len(row.attempts) - 1 and row.upstream_model and fp == row.key
+        attempts = row.attempts
+        last = len(attempts) - 1
+        for i, (fp, outcome) in enumerate(attempts):
+            last_ok = i == last and row.upstream_model and fp == row.key
             model = row.upstream_model if last_ok else model_of(row.group, fp)
             self.upstream.inc((fp, model or "", outcome))
-        if row.key is not None:
+        key = row.key
+        if key is not None:
             model = row.upstream_model or ""
-            for kind, n in (("prompt", row.prompt_tokens), ("completion", row.completion_tokens),
-                            ("reasoning", row.reasoning_tokens)):
-                if n:
-                    self.tokens.inc((row.key, model, kind), n)
+            tokens = self.tokens
+            if row.prompt_tokens:
+                tokens.inc((key, model, "prompt"), row.prompt_tokens)
+            if row.completion_tokens:
+                tokens.inc((key, model, "completion"), row.completion_tokens)
+            if row.reasoning_tokens:
+                tokens.inc((key, model, "reasoning"), row.reasoning_tokens)
             if row.cost or row.value:
-                self.cost.inc((row.key, model), row.cost)
-                self.value.inc((row.key, model), row.value)
+                self.cost.inc((key, model), row.cost)
+                self.value.inc((key, model), row.value)
         if row.latency is not None:
             self.duration.observe((row.group,), row.latency)
         if row.ttfb is not None:
