@@ -126,17 +126,21 @@ class SharedStore:
             raise StoreUnavailable()
         return await self.local.reserve(ordered, tokens, now, metered)
 
-    async def settle(self, reservation: Reservation, tokens: float, now: float) -> None:
+    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False) -> None:
         if not (reservation.handles and isinstance(reservation.handles[0], Ticket)):
             await self.local.settle(reservation, tokens, now)
+            if succeeded:
+                await self.record_success(reservation.deployment)
             return
         if not self.degraded:
             try:
-                await self.redis.settle(reservation, tokens, now)
+                await self.redis.settle(reservation, tokens, now, succeeded)
                 return
             except self._outage as e:
                 self._degrade(e)
         self._pending.append(lambda: self.redis.settle(reservation, tokens, now))
+        if succeeded:
+            await self.local.record_success(reservation.deployment)
 
     # -- state changes: Redis, or locally and again in Redis once it is back ----------------
     async def _change(self, shared: Callable[[], Awaitable[Any]], local: Callable[[], Awaitable[Any]]) -> None:

@@ -157,7 +157,9 @@ class MemoryStore:
         tok = s.minute_tokens.add(now, tokens)
         return Reservation(deployment=d, tokens=tokens, at=now, handles=[s, req, tok, s.day.day])
 
-    async def settle(self, reservation: Reservation, tokens: float, now: float) -> None:
+    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False) -> None:
+        if succeeded:
+            self._succeeded(reservation.deployment)
         if not reservation.handles:  # unmetered
             return
         s, _req, tok, day = reservation.handles
@@ -199,6 +201,9 @@ class MemoryStore:
         return len(fails)
 
     async def record_success(self, deployment: Deployment) -> None:
+        self._succeeded(deployment)
+
+    def _succeeded(self, deployment: Deployment) -> None:
         s = self._scopes.get(deployment.scope)
         if s is not None:
             s.backoff_level = 0

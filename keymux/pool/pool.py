@@ -304,11 +304,15 @@ class Pool:
         d = lease.deployment
         now = self.clock.time()
         d.in_flight -= 1
-        await self.store.settle(lease.reservation, lease.reservation.tokens if tokens is None else tokens, now)
-        await self.report(d, verdict, now, latency=now - lease.started)
+        ok = verdict.outcome is Outcome.OK
+        await self.store.settle(lease.reservation, lease.reservation.tokens if tokens is None else tokens, now,
+                                succeeded=ok)
+        await self.report(d, verdict, now, latency=now - lease.started, recorded=ok)
         self._kick()
 
-    async def report(self, d: Deployment, verdict: Verdict, now: float, latency: float | None = None) -> None:
+    async def report(self, d: Deployment, verdict: Verdict, now: float, latency: float | None = None,
+                     recorded: bool = False) -> None:
+        """`recorded`: the store already counted this success (settle(succeeded=True))."""
         outcome = verdict.outcome
         if outcome is Outcome.OK:
             d.served += 1
@@ -316,7 +320,8 @@ class Pool:
                 await self._park_scope(d, Park(verdict.until, State.COOLING, verdict.reason))
             if latency is not None:
                 d.observe_latency(latency)
-            await self.store.record_success(d)
+            if not recorded:
+                await self.store.record_success(d)
             return
         if verdict.learned_limit is not None:
             name, value = verdict.learned_limit

@@ -273,7 +273,7 @@ end
 return reply
 """
 
-# KEYS: infl, tok, day. ARGV: member, tokens (real), tokens (reserved), channel.
+# KEYS: infl, tok, day, meta, fail. ARGV: member, tokens (real), tokens (reserved), channel, succeeded (1|0).
 SETTLE = r"""
 redis.call('ZREM', KEYS[1], ARGV[1])
 local before = redis.call('HGET', KEYS[2], ARGV[1])
@@ -285,6 +285,10 @@ end
 local delta = tonumber(ARGV[2]) - tonumber(ARGV[3])
 if delta ~= 0 and redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('HINCRBYFLOAT', KEYS[3], 'tok', string.format('%.17g', delta))
+end
+if ARGV[5] == '1' then  -- the attempt succeeded: what record_success does, without another round trip
+  redis.call('HSET', KEYS[4], 'backoff', 0)
+  redis.call('DEL', KEYS[5])
 end
 redis.call('PUBLISH', ARGV[4], 'settle')
 return 1

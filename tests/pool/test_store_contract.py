@@ -313,6 +313,18 @@ async def test_failures_outside_the_window_do_not_count(new_store) -> None:
     assert await store.record_failure(d.id, T0 + 62, 60) == 1
 
 
+async def test_a_successful_attempt_clears_backoff_and_failure_count_as_it_frees_the_key(new_store) -> None:
+    pool, clock = await make_pool(new_store, dep("k1"), allowed_fails=3)
+    d = pool.groups["chat"][0]
+    for _ in range(2):
+        await pool.report(d, Verdict(Outcome.UPSTREAM_ERROR, reason="503 overloaded"), clock.time())
+    assert await pool.store.next_backoff(d.scope) == 1
+    lease = await pool.acquire("chat", 1, wait=0)
+    await lease.release(OK)
+    assert await pool.store.next_backoff(d.scope) == 1  # back to level 0 first
+    assert await pool.store.record_failure(d.id, clock.time(), 60) == 1  # the two before are forgotten
+
+
 async def test_bare_429_backs_off_exponentially_and_success_resets_it(new_store) -> None:
     pool, clock = await make_pool(new_store, dep("k1"))
     d = pool.groups["chat"][0]
