@@ -4,7 +4,7 @@
     bench/run --quick            # 1 s per measurement, a smoke run
     bench/run --soak 100000      # also: 100k requests through keymux, RSS sampled every 10k
     bench/run --install-size     # also: size of keymux + dependencies in a fresh venv (needs PyPI access)
-    bench/run --workers 2        # also: keymux --workers 2 (UNSAFE for quotas until Redis lands; bench only)
+    bench/run --workers 2        # also: keymux --workers 1 and 2, sharing key state in Redis when it answers
     bench/run --instructions 2000  # also: CPU instructions per request (valgrind), noise-free keymux/baseline
 
 Measures requests/s and p50/p99 latency at 1 and 16 connections, non-streaming and streaming, for:
@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also send N requests through keymux (json/stream alternating per 10k), sampling RSS")
     p.add_argument("--install-size", action="store_true", help="also measure the install size in a fresh venv")
     p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="also measure `keymux serve --workers N` (KEYMUX_UNSAFE_WORKERS=1: unsafe for quotas)")
+                   help="also measure `keymux serve --workers 1` and `--workers N`, unpinned, with key state in "
+                        "Redis on 127.0.0.1:6379 (without Redis: KEYMUX_UNSAFE_WORKERS=1, unsafe for quotas)")
     p.add_argument("--instructions", type=int, default=0, metavar="N",
                    help="also count CPU instructions per request over N requests (valgrind's callgrind): "
                         "keymux and the baseline, a comparison that machine noise does not move")
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers > 1:
             procs.stop(km)
             results["workers"] = measure_workers(procs, args.workers, km_port, env, targets, duration, tool,
-                                                 up_cpu, table)
+                                                 logdir)
             km = procs.spawn("keymux", serve, env)
             wait_ready(f"http://127.0.0.1:{km_port}/health/readiness", km)
         if args.instructions:
@@ -347,24 +348,56 @@ def summarize(table: dict[tuple[str, str, int], Result], conns_list: list[int], 
     return out
 
 
+def redis_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_config(logdir: Path) -> Path:
+    """bench/config.yaml with key state in Redis (a fresh namespace per run): the safe way to run workers."""
+    import yaml
+
+    doc = yaml.safe_load((HERE / "config.yaml").read_text())
+    doc["router_settings"].update({"redis_host": "127.0.0.1", "redis_port": 6379,
+                                   "redis_namespace": f"keymux-bench-{os.getpid()}-{int(time.time())}"})
+    path = logdir / "config-redis.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
 def measure_workers(procs: Procs, n: int, port: int, env: dict[str, str], targets: dict, duration: float,
-                    tool: str, up_cpu: str | None, table: dict[tuple[str, str, int], Result]) -> dict[str, object]:
-    print(f"\nkeymux --workers {n} (KEYMUX_UNSAFE_WORKERS=1: each worker counts quotas alone; benchmark only; "
-          f"not pinned, so the workers share both cores with the emulator and the load generator):")
-    cmd = [KEYMUX, "serve", "--config", str(HERE / "config.yaml"), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(n)]
-    proc = procs.spawn(f"keymux-workers{n}", cmd, {**env, "KEYMUX_UNSAFE_WORKERS": "1"})
-    wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc)
-    out: dict[str, object] = {}
-    for mode in MODES:
-        url, body, headers = targets["keymux"][mode]
-        run_load(url, body, headers, connections=16, duration=min(1.0, duration), tool=tool)
-        r = run_load(url, body, headers, connections=16, duration=duration, tool=tool)
-        one = table[("keymux", mode, 16)].rps if ("keymux", mode, 16) in table else float("nan")
-        out[mode] = {**r.as_dict(), "vs_one_worker": r.rps / one}
-        print(f"  {mode:<6} 16 conns: {r.rps:.0f} req/s (p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms), "
-              f"{r.rps / one:.2f}x one pinned worker")
-    procs.stop(proc)
+                    tool: str, logdir: Path) -> dict[str, object]:
+    """1 and n worker processes, unpinned (the workers share both cores with the emulator and the load
+    generator). With Redis on 127.0.0.1:6379, key state is shared through it, as in production; without,
+    KEYMUX_UNSAFE_WORKERS=1 lets each worker count quotas alone (a benchmark-only shortcut)."""
+    shared = redis_up()
+    config = redis_config(logdir) if shared else HERE / "config.yaml"
+    extra = {} if shared else {"KEYMUX_UNSAFE_WORKERS": "1"}
+    how = "key state in Redis" if shared else "no Redis: KEYMUX_UNSAFE_WORKERS=1, each worker counts quotas alone"
+    print(f"\nkeymux --workers 1 and {n} ({how}; not pinned: the workers share both cores with the emulator and "
+          f"the load generator):", flush=True)
+    out: dict[str, object] = {"redis": shared}
+    for workers in (1, n):
+        cmd = [KEYMUX, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers)]
+        proc = procs.spawn(f"keymux-workers{workers}", cmd, {**env, **extra})
+        wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc)
+        for mode in MODES:
+            url, body, headers = targets["keymux"][mode]
+            run_load(url, body, headers, connections=16, duration=min(1.0, duration), tool=tool)
+            r = run_load(url, body, headers, connections=16, duration=duration, tool=tool)
+            out[f"{mode}_{workers}"] = r.as_dict()
+            line = f"  {workers} worker(s) {mode:<6} 16 conns: {r.rps:5.0f} req/s (p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms)"
+            if workers == n:
+                one = out[f"{mode}_1"]["rps"]  # type: ignore[index]
+                out[f"{mode}_scaling"] = r.rps / one
+                line += f", {r.rps / one:.2f}x 1 worker"
+            print(line, flush=True)
+        procs.stop(proc)
     return out
 
 
