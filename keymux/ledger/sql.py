@@ -58,7 +58,7 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def insert_rows(table: str, columns: tuple[str, ...], n: int) -> str:
     """SQLite: one statement inserting `n` rows. executemany steps once per row, and every step hands the
     GIL back and forth with the event loop (measured: the writer thread then chased the buffer in small,

@@ -20,7 +20,7 @@ MEMORY = ":memory:"
 
 # Bound variables per statement: SQLite's limit is 32766 since 3.32, 999 before.
 MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
-CHUNK_ROWS = 200
+CHUNK_ROWS = 128  # the largest multi-row statement; smaller ones come in powers of two (see _insert)
 OPEN_RETRIES = 20  # about 10 s of waiting for a concurrent opener, in growing steps
 
 
@@ -126,8 +126,12 @@ class SQLiteStore:
 
 
 def _insert(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
-    """Rows in chunks, one multi-row statement each (see sql.insert_rows)."""
-    chunk = max(1, min(CHUNK_ROWS, MAX_VARIABLES // len(columns)))
-    for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
-        conn.execute(sql.insert_rows(table, columns, len(part)), [v for row in part for v in row])
+    """Rows in multi-row statements (see sql.insert_rows) of power-of-two sizes: a handful of distinct
+    statements, so the connection's statement cache stays small (one per batch size grew it by megabytes)."""
+    largest = max(1, min(CHUNK_ROWS, MAX_VARIABLES // len(columns)))
+    start = 0
+    while start < len(rows):
+        size = 1 << (min(largest, len(rows) - start).bit_length() - 1)
+        part = rows[start:start + size]
+        conn.execute(sql.insert_rows(table, columns, size), [v for row in part for v in row])
+        start += size
