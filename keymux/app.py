@@ -11,7 +11,6 @@ import logging
 import time
 from typing import Awaitable, Callable
 
-import aiohttp
 from aiohttp import web
 
 from keymux.cache import ResponseCache, make_cache
@@ -33,6 +32,7 @@ from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
 from keymux.surfaces import ui as ui_surface
 from keymux.surfaces.common import GATEWAY, gemini_error_response, openai_error_response, request_id
+from keymux.upstream import Client
 
 log = logging.getLogger("keymux")
 
@@ -64,7 +64,7 @@ class Gateway:
             store = self._shared = SharedStore(config.router.redis)
         self.pool = Pool({**_aliases(groups), **groups}, config.router, store or MemoryStore(), self.clock)
         self.started = time.time()
-        self.session: aiohttp.ClientSession | None = None
+        self.client: Client | None = None  # upstream calls
         self._relay: Relay | None = None
         self.ledger = open_ledger(config)
         self.metrics = Metrics()
@@ -100,22 +100,20 @@ class Gateway:
         return None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
-        # No cookie jar: one session serves every key, and a cookie an upstream set for one key's request
-        # must not ride along on another's (it is also less work per request).
-        self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",),
-                                             cookie_jar=aiohttp.DummyCookieJar())
+        # keymux's own client (keymux/upstream.py): no cookie jar either, so a cookie an upstream set for
+        # one key's request never rides along on another's.
+        self.client = Client(keepalive=30.0)
         if self._shared is not None:
             await self._shared.start(self.pool.wake)
         self.cache = make_cache(self.config.cache, self.clock)
-        self._relay = Relay(self.config, self.pool, self.session, self.clock, self.observers, cache=self.cache)
+        self._relay = Relay(self.config, self.pool, self.client, self.clock, self.observers, cache=self.cache)
         await self.ledger.start()
         await self.live.load()
 
     async def stop(self) -> None:
         await self.live.stop()
-        if self.session is not None:
-            await self.session.close()
+        if self.client is not None:
+            await self.client.close()
         if self._shared is not None:
             await self._shared.stop()
         if self.cache is not None:

@@ -4,12 +4,10 @@ back until its first event has been read, so failover stays possible until then.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable
 
-import aiohttp
 import orjson
 
 from keymux.exchange import Exchange, StreamTranslator, Usage
@@ -17,6 +15,7 @@ from keymux.exchange.openai_gemini import StreamBroken
 from keymux.pool import Lease
 from keymux.providers.base import Outcome, Verdict
 from keymux.translate.sse import SSEDecoder
+from keymux.upstream import Client, Response, UpstreamError
 
 log = logging.getLogger("keymux.relay")
 OK = Verdict(Outcome.OK)
@@ -55,14 +54,6 @@ class Failure:
     verdict: Verdict
 
 
-@functools.lru_cache(maxsize=64)
-def _timeout(seconds: float, stream: bool) -> aiohttp.ClientTimeout:
-    connect = min(10.0, seconds)
-    if stream:  # a stream may run long; what must not happen is silence longer than the timeout
-        return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=seconds)
-    return aiohttp.ClientTimeout(total=seconds, sock_connect=connect)
-
-
 def _broken_verdict(ex: Exchange, e: StreamBroken, now: float) -> Verdict:
     body = orjson.dumps({"error": {"code": e.status, "message": e.message}})
     verdict = ex.classify(e.status, {}, body, now)
@@ -74,10 +65,10 @@ def _broken_verdict(ex: Exchange, e: StreamBroken, now: float) -> Verdict:
 def _transport_verdict(e: BaseException) -> Verdict:
     if isinstance(e, asyncio.TimeoutError):
         return Verdict(Outcome.TIMEOUT, reason="upstream timed out")
-    return Verdict(Outcome.UPSTREAM_ERROR, reason=f"connection error: {type(e).__name__}")
+    return Verdict(Outcome.UPSTREAM_ERROR, reason=f"connection error: {str(e)[:120] or type(e).__name__}")
 
 
-async def attempt(session: aiohttp.ClientSession, ex: Exchange, lease: Lease, *, stream: bool, timeout: float,
+async def attempt(client: Client, ex: Exchange, lease: Lease, *, stream: bool, timeout: float,
                   now: Callable[[], float], on_done: Callable[[Verdict, Usage | None], None]
                   ) -> Reply | StreamReply | Failure:
     dep = lease.deployment.cfg
@@ -85,8 +76,9 @@ async def attempt(session: aiohttp.ClientSession, ex: Exchange, lease: Lease, *,
     if log.isEnabledFor(logging.DEBUG):  # the URL never holds the key: it travels in a header
         log.debug("attempt key=%s model=%s url=%s stream=%s bytes=%d", dep.fingerprint, dep.model, url, stream, len(data))
     try:
-        resp = await session.post(url, data=data, headers=headers, timeout=_timeout(timeout, stream))
-    except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+        # A stream may run long; what must not happen is silence longer than the timeout.
+        resp = await client.post(url, data, headers, timeout=timeout, stream=stream)
+    except (asyncio.TimeoutError, UpstreamError) as e:
         verdict = _transport_verdict(e)
         await lease.release(verdict)
         return Failure(504 if verdict.outcome is Outcome.TIMEOUT else 502, b"", verdict)
@@ -95,11 +87,11 @@ async def attempt(session: aiohttp.ClientSession, ex: Exchange, lease: Lease, *,
     return await _first_events(ex, lease, resp, now, on_done)
 
 
-async def _whole(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse, now: Callable[[], float],
+async def _whole(ex: Exchange, lease: Lease, resp: Response, now: Callable[[], float],
                  on_done: Callable[[Verdict, Usage | None], None]) -> Reply | Failure:
     try:
         raw = await resp.read()
-    except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+    except (asyncio.TimeoutError, UpstreamError) as e:
         verdict = _transport_verdict(e)
         await lease.release(verdict)
         return Failure(504 if verdict.outcome is Outcome.TIMEOUT else 502, b"", verdict)
@@ -120,7 +112,7 @@ async def _whole(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse, now: 
     return Reply(200, body)
 
 
-async def _first_events(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse, now: Callable[[], float],
+async def _first_events(ex: Exchange, lease: Lease, resp: Response, now: Callable[[], float],
                         on_done: Callable[[Verdict, Usage | None], None]) -> StreamReply | Failure:
     decoder = SSEDecoder()
     st = ex.stream()
@@ -128,7 +120,7 @@ async def _first_events(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse
     ended = False
     try:
         while not first:
-            chunk = await resp.content.readany()
+            chunk = await resp.readany()
             if not chunk:
                 ended = True
                 for payload in decoder.flush():
@@ -142,7 +134,7 @@ async def _first_events(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse
         verdict = _broken_verdict(ex, e, now())
         await lease.release(verdict)
         return Failure(e.status if e.status >= 400 else 502, b"", verdict)
-    except (asyncio.TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as e:
+    except (asyncio.TimeoutError, UpstreamError, orjson.JSONDecodeError) as e:
         resp.close()
         verdict = _transport_verdict(e) if not isinstance(e, orjson.JSONDecodeError) else Verdict(
             Outcome.UPSTREAM_ERROR, reason="unreadable stream event")
@@ -160,7 +152,7 @@ async def _first_events(ex: Exchange, lease: Lease, resp: aiohttp.ClientResponse
 class _Ending:
     """Closes the upstream response, releases the lease and reports the request: exactly once."""
 
-    def __init__(self, lease: Lease, resp: aiohttp.ClientResponse, st: StreamTranslator,
+    def __init__(self, lease: Lease, resp: Response, st: StreamTranslator,
                  on_done: Callable[[Verdict, Usage | None], None]) -> None:
         self._lease, self._resp, self._st, self._on_done = lease, resp, st, on_done
         self._done = False
@@ -169,20 +161,20 @@ class _Ending:
         if self._done:
             return
         self._done = True
-        self._resp.close()
+        self._resp.release()  # back to the pool when the stream was read to its end, else closed
         usage = self._st.usage
         await self._lease.release(verdict, usage.total if usage else None)
         self._on_done(verdict, usage)
 
 
-async def _rest(ex: Exchange, resp: aiohttp.ClientResponse, decoder: SSEDecoder, st: StreamTranslator,
+async def _rest(ex: Exchange, resp: Response, decoder: SSEDecoder, st: StreamTranslator,
                 ended: bool, now: Callable[[], float], ending: _Ending) -> AsyncIterator[bytes]:
     verdict = OK
     try:
         if not ended:
             try:
                 # Whatever one upstream read completes goes out in one write: the same bytes, fewer sends.
-                async for chunk in resp.content.iter_any():
+                async for chunk in resp.iter_any():
                     outs = [out for payload in decoder.feed(chunk) for out in st.feed(payload)]
                     if outs:
                         yield b"".join(outs)
@@ -191,7 +183,7 @@ async def _rest(ex: Exchange, resp: aiohttp.ClientResponse, decoder: SSEDecoder,
             except StreamBroken as e:
                 verdict = _broken_verdict(ex, e, now())
                 yield st.error(e.status if e.status >= 400 else 502, e.message)
-            except (asyncio.TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as e:
+            except (asyncio.TimeoutError, UpstreamError, orjson.JSONDecodeError) as e:
                 verdict = _transport_verdict(e)
                 yield st.error(504 if verdict.outcome is Outcome.TIMEOUT else 502,
                                f"upstream stream broke: {verdict.reason}")

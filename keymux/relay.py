@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import aiohttp
-
 from keymux.attempt import Failure, Reply, StreamReply, attempt
 from keymux.cache import ResponseCache, strip_controls
 from keymux.clock import Clock
@@ -23,6 +21,7 @@ from keymux.exchange import Exchange, Usage, make_exchange
 from keymux.logsetup import access
 from keymux.pool import Pool
 from keymux.providers.base import Outcome, Verdict
+from keymux.upstream import Client
 
 log = logging.getLogger("keymux.relay")
 
@@ -68,12 +67,12 @@ RequestObserver = Callable[[Call], None]  # told once per request, when it has e
 
 
 class Relay:
-    def __init__(self, config: Config, pool: Pool, session: aiohttp.ClientSession, clock: Clock,
+    def __init__(self, config: Config, pool: Pool, client: Client, clock: Clock,
                  observers: list[RequestObserver] | None = None, cache: ResponseCache | None = None) -> None:
         self.config = config
         self.cache = cache
         self.pool = pool
-        self.session = session
+        self.client = client
         self.clock = clock
         self.observers: list[RequestObserver] = observers if observers is not None else []
 
@@ -135,7 +134,7 @@ class Relay:
                 dep = lease.deployment
                 ex = exchanges[dep.cfg.provider]
                 try:
-                    result = await attempt(self.session, ex, lease, stream=call.stream,
+                    result = await attempt(self.client, ex, lease, stream=call.stream,
                                            timeout=dep.cfg.timeout or router.timeout, now=self.clock.time,
                                            on_done=lambda v, u, d=dep: self._done(call, d.fingerprint, v, u, d.model))
                 except BaseException:  # cancelled, or a bug: the key is not to blame, but it must be freed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import aiohttp
 import orjson
@@ -225,3 +226,21 @@ async def test_a_cookie_an_upstream_sets_for_one_key_never_rides_along_with_anot
     finally:
         await server.close()
         await emu.close()
+
+
+async def test_an_unreachable_upstream_is_a_502_naming_where_without_the_key() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = parse_config({"model_list": gemini_group("chat", [KEYS[0]]), "router_settings": {"num_retries": 0}},
+                          env={"KEYMUX_GEMINI_API_BASE": f"http://127.0.0.1:{port}"})
+    server = TestServer(create_app(config, clock=FakeClock(T0)))
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(server.make_url("/v1/chat/completions"), json=CHAT) as resp:
+                text = await resp.text()
+        assert resp.status == 502 and "cannot connect to 127.0.0.1:" in text and "upstream_error" in text
+        assert KEYS[0] not in text
+    finally:
+        await server.close()
