@@ -37,7 +37,7 @@ class _Origin(NamedTuple):
 
 class _Target(NamedTuple):
     origin: _Origin
-    path: str  # path and query
+    prefix: bytes  # request line and Host header
 
 
 @functools.lru_cache(maxsize=256)
@@ -51,7 +51,19 @@ def _target(url: str) -> _Target:
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == (443 if tls else 80) else f"{shown}:{port}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return _Target(_Origin(tls, host, port, host_header), path)
+    if any(c in path or c in host_header for c in "\r\n "):
+        raise UpstreamError("upstream URL holds a space or line break")
+    return _Target(_Origin(tls, host, port, host_header),
+                   f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\n".encode("latin-1"))
+
+
+def _header_block(headers: Mapping[str, str]) -> bytes:
+    lines = []
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise UpstreamError(f"header {name!r} holds a line break")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("latin-1")
 
 
 def _expire(fut: asyncio.Future[None]) -> None:
@@ -69,7 +81,9 @@ class _Connection(asyncio.Protocol):
         self.error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0  # loop time it went back to the pool
+        self.deadline_timer: asyncio.TimerHandle | None = None  # non-streaming: one timer for the whole call
+        self.timed_out = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -101,8 +115,11 @@ class _Connection(asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
 
-    async def more(self, timeout: float | None) -> None:
-        """Wait until more bytes arrive; UpstreamError if the connection ends first."""
+    async def more(self, timeout: float | None = None) -> None:
+        """Wait until more bytes arrive; UpstreamError if the connection ends first. `timeout`: the longest
+        wait (streams); a call under a deadline timer (`expire`) passes none."""
+        if self.timed_out:
+            raise asyncio.TimeoutError()
         if self.ended:
             raise UpstreamError(f"connection closed by the upstream ({self.error or 'end of stream'})")
         loop = asyncio.get_running_loop()
@@ -117,10 +134,22 @@ class _Connection(asyncio.Protocol):
         if not self.buf and self.ended:
             raise UpstreamError(f"connection closed by the upstream ({self.error or 'end of stream'})")
 
+    def expire(self) -> None:
+        """The whole call's deadline passed: fail the wait in progress, and every later one."""
+        self.deadline_timer = None
+        self.timed_out = True
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_exception(asyncio.TimeoutError())
+
+    def stop_deadline(self) -> None:
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
+
     def close(self) -> None:
         self.ended = True
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
+        self.stop_deadline()
         if self.transport is not None:
             self.transport.close()
 
@@ -131,12 +160,10 @@ class Response:
     `release()` gives the connection back for reuse once the body was read to its end (else closes it)."""
 
     def __init__(self, client: Client, origin: _Origin, conn: _Connection, status: int,
-                 headers: CIMultiDictProxy[str], deadline: float | None, read_timeout: float | None,
-                 keep_alive: bool = True) -> None:
+                 headers: CIMultiDictProxy[str], read_timeout: float | None, keep_alive: bool = True) -> None:
         self._client, self._origin, self._conn = client, origin, conn
         self.status = status
         self.headers = headers
-        self._deadline = deadline  # non-streaming: the whole call must end by then (loop time)
         self._read_timeout = read_timeout  # streaming: the longest silence allowed
         te = headers.get("transfer-encoding", "")
         length = headers.get("content-length")
@@ -145,17 +172,14 @@ class Response:
         self._until_close = not self._chunked and length is None
         self._done = self._left == 0
         self._chunk_left = 0  # chunked: bytes left in the current chunk
+        self._need_crlf = False  # chunked: a chunk's data ended; its CRLF comes next
+        self._in_trailers = False  # chunked: the last chunk came; trailer lines until an empty one
         conn_header = headers.get("connection", "").lower()
         self._reusable = keep_alive and not self._until_close and "close" not in conn_header
         self._closed = False
 
     def _timeout(self) -> float | None:
-        if self._deadline is not None:
-            left = self._deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                raise asyncio.TimeoutError()
-            return left
-        return self._read_timeout
+        return self._read_timeout  # streams; a whole answer runs under its connection's deadline timer
 
     async def read(self) -> bytes:
         if self._left > 0:  # the common case: Content-Length
@@ -208,20 +232,54 @@ class Response:
             self._left -= len(part)
             self._done = self._left == 0
             return part
-        if self._chunk_left == 0:
-            size = await self._chunk_size()
-            if size == 0:
-                await self._trailers()
-                self._done = True
-                return b""
-            self._chunk_left = size
-        while not conn.buf:
+        while True:  # chunked: whatever the buffer completes, in one piece
+            part = self._unchunk()
+            if part or self._done:
+                return part
             await conn.more(self._timeout())
-        part = self._take(min(self._chunk_left, len(conn.buf)))
-        self._chunk_left -= len(part)
-        if self._chunk_left == 0:
-            await self._crlf()
-        return part
+
+    def _unchunk(self) -> bytes:
+        """Decode the chunked framing in the buffer as far as it goes: the data found (maybe b"")."""
+        buf = self._conn.buf
+        out: list[bytes] = []
+        pos, end = 0, len(buf)
+        while pos < end:
+            if self._chunk_left:
+                take = min(self._chunk_left, end - pos)
+                out.append(bytes(buf[pos:pos + take]))
+                pos += take
+                self._chunk_left -= take
+                if self._chunk_left:
+                    break
+                self._need_crlf = True
+                continue
+            i = buf.find(b"\r\n", pos)
+            if i < 0:
+                if end - pos > MAX_HEAD:
+                    raise UpstreamError("malformed chunked answer: line too long")
+                break
+            line = bytes(buf[pos:i])
+            pos = i + 2
+            if self._need_crlf:  # the CRLF that ends a chunk's data
+                if line:
+                    raise UpstreamError("malformed chunked answer: chunk not followed by CRLF")
+                self._need_crlf = False
+            elif self._in_trailers:
+                if not line:  # the empty line after the trailers: the answer is complete
+                    self._done = True
+                    break
+            else:
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise UpstreamError("malformed chunked answer: bad chunk size") from None
+                if size:
+                    self._chunk_left = size
+                else:
+                    self._in_trailers = True
+        del buf[:pos]
+        self._conn.consumed()
+        return b"".join(out)
 
     def _take(self, n: int) -> bytes:
         buf = self._conn.buf
@@ -230,38 +288,12 @@ class Response:
         self._conn.consumed()
         return part
 
-    async def _line(self) -> bytes:
-        conn = self._conn
-        while True:
-            i = conn.buf.find(b"\r\n")
-            if i >= 0:
-                line = bytes(conn.buf[:i])
-                del conn.buf[:i + 2]
-                return line
-            if len(conn.buf) > MAX_HEAD:
-                raise UpstreamError("malformed chunked answer: line too long")
-            await conn.more(self._timeout())
-
-    async def _chunk_size(self) -> int:
-        line = await self._line()
-        try:
-            return int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise UpstreamError("malformed chunked answer: bad chunk size") from None
-
-    async def _crlf(self) -> None:
-        if await self._line() != b"":
-            raise UpstreamError("malformed chunked answer: chunk not followed by CRLF")
-
-    async def _trailers(self) -> None:
-        while await self._line() != b"":
-            pass
-
     def release(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._done and self._reusable and not self._conn.ended:
+        self._conn.stop_deadline()
+        if self._done and self._reusable and not self._conn.ended and not self._conn.timed_out:
             self._client._give_back(self._origin, self._conn)
         else:
             self._conn.close()
@@ -275,7 +307,9 @@ class Response:
 class Client:
     def __init__(self, *, keepalive: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> None:
         self._idle: dict[_Origin, list[_Connection]] = {}
+        self._blocks: dict[int, tuple[Mapping[str, str], bytes]] = {}
         self._keepalive = keepalive
+        self._sweeper: asyncio.TimerHandle | None = None
         self._ssl = ssl_context
         self._closed = False
 
@@ -298,12 +332,12 @@ class Client:
 
     def _reuse(self, origin: _Origin) -> _Connection | None:
         idle = self._idle.get(origin)
+        if not idle:
+            return None
+        stale = asyncio.get_running_loop().time() - self._keepalive
         while idle:
-            conn = idle.pop()
-            if conn.idle_timer is not None:
-                conn.idle_timer.cancel()
-                conn.idle_timer = None
-            if not conn.ended and not conn.buf:
+            conn = idle.pop()  # the most recently used first: the likeliest to be alive
+            if not conn.ended and not conn.buf and conn.idle_since > stale:
                 return conn
             conn.close()
         return None
@@ -312,15 +346,27 @@ class Client:
         if self._closed or conn.buf:  # bytes beyond the answer: the connection is out of step
             conn.close()
             return
+        loop = asyncio.get_running_loop()
+        conn.idle_since = loop.time()
         self._idle.setdefault(origin, []).append(conn)
-        conn.idle_timer = asyncio.get_running_loop().call_later(self._keepalive, self._drop, origin, conn)
+        if self._sweeper is None:  # one timer for all idle connections, not one per request
+            self._sweeper = loop.call_later(self._keepalive / 2, self._sweep)
 
-    def _drop(self, origin: _Origin, conn: _Connection) -> None:
-        idle = self._idle.get(origin)
-        if idle and conn in idle:
-            idle.remove(conn)
-        conn.idle_timer = None
-        conn.close()
+    def _sweep(self) -> None:
+        """Close connections idle longer than `keepalive` (the upstream may drop them any time after)."""
+        self._sweeper = None
+        stale = asyncio.get_running_loop().time() - self._keepalive
+        for origin, idle in list(self._idle.items()):
+            keep = [c for c in idle if not c.ended and c.idle_since > stale]
+            for c in idle:
+                if c not in keep:
+                    c.close()
+            if keep:
+                self._idle[origin] = keep
+            else:
+                del self._idle[origin]
+        if self._idle and not self._closed:
+            self._sweeper = asyncio.get_running_loop().call_later(self._keepalive / 2, self._sweep)
 
     async def post(self, url: str, data: bytes, headers: Mapping[str, str], *, timeout: float,
                    stream: bool = False, connect_timeout: float = 10.0) -> Response:
@@ -330,23 +376,28 @@ class Client:
             raise UpstreamError("client closed")
         target = _target(url)
         origin = target.origin
-        lines = [f"POST {target.path} HTTP/1.1", f"Host: {origin.host_header}", f"Content-Length: {len(data)}"]
-        for name, value in headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-                raise UpstreamError(f"header {name!r} holds a line break")
-            lines.append(f"{name}: {value}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # Header mappings are taken as immutable (the providers build one per key): encoded once, kept by
+        # identity (holding the mapping keeps its id from being reused).
+        cached = self._blocks.get(id(headers))
+        if cached is None or cached[0] is not headers:
+            if len(self._blocks) >= 1024:
+                self._blocks.clear()
+            cached = self._blocks[id(headers)] = (headers, _header_block(headers))
+        head = b"%sContent-Length: %d\r\n%s\r\n" % (target.prefix, len(data), cached[1])
         loop = asyncio.get_running_loop()
         deadline = None if stream else loop.time() + timeout
+        read_timeout = timeout if stream else None
         for fresh in (False, True):
             conn = None if fresh else self._reuse(origin)
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(origin, min(connect_timeout, timeout))
             try:
+                if deadline is not None:  # one timer for the whole call, body included
+                    conn.deadline_timer = loop.call_at(deadline, conn.expire)
                 assert conn.transport is not None
                 conn.transport.write(head + data)
-                status, response_headers, keep_alive = await self._head(conn, deadline, timeout if stream else None)
+                status, response_headers, keep_alive = await self._head(conn, read_timeout)
             except UpstreamError:
                 conn.close()
                 if reused and not conn.buf:  # an idle connection the upstream had closed: once more, fresh
@@ -355,24 +406,18 @@ class Client:
             except BaseException:
                 conn.close()
                 raise
-            return Response(self, origin, conn, status, response_headers, deadline, timeout if stream else None,
-                            keep_alive)
+            return Response(self, origin, conn, status, response_headers, read_timeout, keep_alive)
         raise UpstreamError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    async def _head(self, conn: _Connection, deadline: float | None,
-                    read_timeout: float | None) -> tuple[int, CIMultiDictProxy[str], bool]:
+    async def _head(self, conn: _Connection, read_timeout: float | None) -> tuple[int, CIMultiDictProxy[str], bool]:
         """Status, headers, and whether the connection may stay open (HTTP/1.0: only if it says keep-alive)."""
-        loop = asyncio.get_running_loop()
         while True:
             buf = conn.buf
             i = buf.find(b"\r\n\r\n")
             while i < 0:
                 if len(buf) > MAX_HEAD:
                     raise UpstreamError("answer headers too large")
-                wait = read_timeout if deadline is None else deadline - loop.time()
-                if wait is not None and wait <= 0:
-                    raise asyncio.TimeoutError()
-                await conn.more(wait)
+                await conn.more(read_timeout)
                 i = buf.find(b"\r\n\r\n")
             head = bytes(buf[:i]).decode("latin-1")
             del buf[:i + 4]
@@ -386,12 +431,10 @@ class Client:
                 raise UpstreamError(f"malformed status line: {status_line[:40]!r}") from None
             if 100 <= status < 200:
                 continue  # an interim answer (100 Continue): the real one follows
-            headers: CIMultiDict[str] = CIMultiDict()
-            for line in rest.split("\r\n") if rest else ():
-                name, sep, value = line.partition(":")
-                if not sep:
-                    raise UpstreamError("malformed header line in the answer")
-                headers.add(name.strip(), value.strip())
+            pairs = [line.partition(":") for line in rest.split("\r\n")] if rest else []
+            if any(not sep for _, sep, _ in pairs):
+                raise UpstreamError("malformed header line in the answer")
+            headers = CIMultiDict([(name.strip(), value.strip()) for name, _, value in pairs])
             keep_alive = version != "HTTP/1.0" or "keep-alive" in headers.get("connection", "").lower()
             return status, CIMultiDictProxy(headers), keep_alive
 

@@ -236,3 +236,26 @@ async def test_https_upstreams_are_verified(tls_files: tuple[Path, Path]) -> Non
                 await default.post(srv.url(scheme="https"), b"{}", {}, timeout=5)
         finally:
             await default.close()
+
+
+async def test_chunked_framing_split_at_every_byte_still_decodes(client: Client) -> None:
+    body = b"5\r\nhello\r\n1;x=y\r\n \r\n6\r\nworld!\r\n0\r\nTrailer: 1\r\n\r\n"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(len(body)):
+            writer.write(body[i:i + 1])
+            await writer.drain()
+            await asyncio.sleep(0)
+        await read_request(reader)
+        writer.write(answer(b"next"))
+
+    async with Server(handler) as srv:
+        resp = await client.post(srv.url(), b"{}", {}, timeout=5, stream=True)
+        assert b"".join([part async for part in resp.iter_any()]) == b"hello world!"
+        resp.release()
+        resp = await client.post(srv.url(), b"{}", {}, timeout=5)
+        assert await resp.read() == b"next"  # the framing was consumed exactly: the connection is in step
+        resp.release()
+        assert srv.connections == 1
