@@ -1,6 +1,6 @@
 """The keymux benchmark: emulator, baseline and keymux side by side, same load, same run.
 
-    bench/run                    # the default run (~2.5 min): 10 s per measurement
+    bench/run                    # the default run (~2.5 min): 10 s per measurement, 5 interleaved rounds
     bench/run --quick            # 1 s per measurement, a smoke run
     bench/run --soak 100000      # also: 100k requests through keymux, RSS sampled every 10k
     bench/run --install-size     # also: size of keymux + dependencies in a fresh venv (needs PyPI access)
@@ -149,6 +149,14 @@ def install_size() -> dict[str, float]:
         shutil.rmtree(venv, ignore_errors=True)
 
 
+def median_round(rs: list[Result]) -> Result:
+    """The round with the median req/s (its latencies with it), over all rounds' requests and errors."""
+    mid = sorted(rs, key=lambda r: r.rps)[len(rs) // 2]
+    return Result(requests=sum(r.requests for r in rs), errors=sum(r.errors for r in rs),
+                  seconds=sum(r.seconds for r in rs), rps=mid.rps, p50_ms=mid.p50_ms, p99_ms=mid.p99_ms,
+                  tool=mid.tool)
+
+
 def fmt_row(target: str, mode: str, conns: int, r: Result) -> str:
     return (f"{target:<9} {mode:<7} {conns:>5} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
             f"{r.requests:>8} {r.errors:>6}")
@@ -163,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 10; --quick 1)")
     p.add_argument("--quick", action="store_true", help="1-second measurements, a smoke run")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="split each measurement into this many interleaved rounds (baseline, keymux, baseline, "
+                        "...) and report the median round (default 5; --quick 1): a shared machine's speed "
+                        "drifts between minutes, and interleaving puts both targets through the same drift")
     p.add_argument("--connections", default="1,16", help="comma-separated connection counts (default 1,16)")
     p.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto",
                    help="load generator: wrk (Debian package) or the asyncio one; auto = wrk when installed")
@@ -181,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and the ledger (temp dir)")
     args = p.parse_args(argv)
     duration = args.duration if args.duration is not None else 1.0 if args.quick else 10.0
+    rounds = max(1, args.rounds if args.rounds is not None else 1 if args.quick else 5)
     conns_list = [int(c) for c in args.connections.split(",") if c]
     tool = args.tool if args.tool != "auto" else ("wrk" if have_wrk() else "python")
+    per_round_s = duration / rounds if tool == "python" else max(1.0, duration / rounds)  # wrk: whole seconds
     pin = not args.no_pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
     gw_cpu, up_cpu = ("0", "1") if pin else (None, None)
     if tool == "python" and pin:
@@ -222,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
         targets = target_table(upstream, base_port, km_port)
         check_answers(targets)
-        print(f"keymux benchmark: load generator {tool}, {duration:g} s per measurement, "
+        print(f"keymux benchmark: load generator {tool}, {duration:g} s per measurement in {rounds} interleaved "
+              f"round(s), "
               f"{'pinned: keymux/baseline on core 0, emulator + load generator on core 1' if pin else 'not pinned'}"
               f"; logs in {logdir}{'' if args.keep_logs else ' (removed after a good run; --keep-logs keeps them)'}",
               flush=True)
@@ -238,11 +253,18 @@ def main(argv: list[str] | None = None) -> int:
         table: dict[tuple[str, str, int], Result] = {}
         for mode in MODES:
             for conns in conns_list:
+                per_round: dict[str, list[Result]] = {name: [] for name in TARGETS}
+                for _ in range(rounds):
+                    for name in TARGETS:
+                        url, body, headers = targets[name][mode]
+                        per_round[name].append(run_load(url, body, headers, connections=conns,
+                                                        duration=per_round_s, tool=tool,
+                                                        cpus=up_cpu))
                 for name in TARGETS:
-                    url, body, headers = targets[name][mode]
-                    r = run_load(url, body, headers, connections=conns, duration=duration, tool=tool, cpus=up_cpu)
+                    r = median_round(per_round[name])
                     table[(name, mode, conns)] = r
-                    results["runs"].append({"target": name, "mode": mode, "connections": conns, **r.as_dict()})
+                    results["runs"].append({"target": name, "mode": mode, "connections": conns, **r.as_dict(),
+                                            "rounds_rps": [x.rps for x in per_round[name]]})
                     print(fmt_row(name, mode, conns, r), flush=True)
         results["rss_mb"] = {"keymux": rss_mb(km.pid), "baseline": rss_mb(base.pid), "emulator": rss_mb(emu.pid)}
 

@@ -46,7 +46,7 @@ def test_harness_tiny_run(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--duration", "0.3", "--tool", "python", "--connections", "1",
-         "--startups", "1", "--no-pin", "--json", str(out)],
+         "--startups", "1", "--no-pin", "--rounds", "2", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
@@ -58,6 +58,7 @@ def test_harness_tiny_run(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert len(results["runs"]) == 6
     assert all(run["requests"] > 0 and run["errors"] == 0 for run in results["runs"])
+    assert all(len(run["rounds_rps"]) == 2 and run["rps"] in run["rounds_rps"] for run in results["runs"])
     assert {"startup_median_s", "added_p50_ms_json", "throughput_ratio_stream_1"} <= set(results["summary"])
     assert results["rss_mb"]["keymux"] > 0
 
