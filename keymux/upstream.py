@@ -57,6 +57,12 @@ def _target(url: str) -> _Target:
                    f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\n".encode("latin-1"))
 
 
+def _length(value: str) -> int:
+    if not value.isdigit():  # also refuses a sign, spaces inside, and "5, 5"
+        raise UpstreamError(f"malformed Content-Length in the answer: {value[:20]!r}")
+    return int(value)
+
+
 def _header_block(headers: Mapping[str, str]) -> bytes:
     lines = []
     for name, value in headers.items():
@@ -82,6 +88,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
         self.idle_since = 0.0  # loop time it went back to the pool
+        self.received = 0  # bytes received since the current request was sent
         self.deadline_timer: asyncio.TimerHandle | None = None  # non-streaming: one timer for the whole call
         self.timed_out = False
 
@@ -89,6 +96,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
         self.buf += data
         if len(self.buf) > HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
@@ -168,7 +176,9 @@ class Response:
         te = headers.get("transfer-encoding", "")
         length = headers.get("content-length")
         self._chunked = "chunked" in te.lower()
-        self._left = -1 if self._chunked or length is None else int(length)  # -1: unknown
+        if status in (204, 304):  # no body, whatever the headers say
+            self._chunked, length = False, "0"
+        self._left = -1 if self._chunked or length is None else _length(length)  # -1: unknown
         self._until_close = not self._chunked and length is None
         self._done = self._left == 0
         self._chunk_left = 0  # chunked: bytes left in the current chunk
@@ -396,17 +406,18 @@ class Client:
                 if deadline is not None:  # one timer for the whole call, body included
                     conn.deadline_timer = loop.call_at(deadline, conn.expire)
                 assert conn.transport is not None
+                conn.received = 0
                 conn.transport.write(head + data)
                 status, response_headers, keep_alive = await self._head(conn, read_timeout)
+                return Response(self, origin, conn, status, response_headers, read_timeout, keep_alive)
             except UpstreamError:
                 conn.close()
-                if reused and not conn.buf:  # an idle connection the upstream had closed: once more, fresh
+                if reused and not conn.received:  # an idle connection the upstream had closed: once more, fresh
                     continue
                 raise
             except BaseException:
                 conn.close()
                 raise
-            return Response(self, origin, conn, status, response_headers, read_timeout, keep_alive)
         raise UpstreamError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def _head(self, conn: _Connection, read_timeout: float | None) -> tuple[int, CIMultiDictProxy[str], bool]:

@@ -259,3 +259,26 @@ async def test_chunked_framing_split_at_every_byte_still_decodes(client: Client)
         assert await resp.read() == b"next"  # the framing was consumed exactly: the connection is in step
         resp.release()
         assert srv.connections == 1
+
+
+async def test_a_malformed_length_is_an_upstream_error_and_a_bodiless_204_keeps_the_connection(client: Client) -> None:
+    replies = iter([b"HTTP/1.1 204 No Content\r\n\r\n", answer(b"{}"),
+                    b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n"])
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(next(replies))
+            await writer.drain()
+
+    async with Server(handler) as srv:
+        resp = await client.post(srv.url(), b"{}", {}, timeout=5)
+        assert resp.status == 204 and await resp.read() == b""
+        resp.release()
+        resp = await client.post(srv.url(), b"{}", {}, timeout=5)
+        assert await resp.read() == b"{}"
+        resp.release()
+        assert srv.connections == 1
+        with pytest.raises(UpstreamError, match="malformed Content-Length"):
+            await client.post(srv.url(), b"{}", {}, timeout=5)
+        assert srv.connections == 1  # an answer came: not taken for a stale connection, not sent again
