@@ -192,16 +192,15 @@ class Response:
         return self._read_timeout  # streams; a whole answer runs under its connection's deadline timer
 
     async def read(self) -> bytes:
-        if self._left > 0:  # the common case: Content-Length
-            conn = self._conn
-            while len(conn.buf) < self._left:
-                await conn.more(self._timeout())
+        conn = self._conn
+        if 0 < self._left <= len(conn.buf):  # the common case: a Content-Length body, all arrived
             body = bytes(conn.buf[:self._left])
             del conn.buf[:self._left]
             self._left = 0
             self._done = True
             conn.consumed()
             return body
+        # Piece by piece, so that a body larger than the pause threshold keeps the connection reading.
         parts = [part async for part in self.iter_any()]
         return b"".join(parts)
 

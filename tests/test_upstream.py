@@ -282,3 +282,19 @@ async def test_a_malformed_length_is_an_upstream_error_and_a_bodiless_204_keeps_
         with pytest.raises(UpstreamError, match="malformed Content-Length"):
             await client.post(srv.url(), b"{}", {}, timeout=5)
         assert srv.connections == 1  # an answer came: not taken for a stale connection, not sent again
+
+
+async def test_a_whole_answer_larger_than_the_read_buffer_is_read(client: Client) -> None:
+    size = 5 * 1024 * 1024  # e.g. a generated image inline: over the point where reading pauses
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(size // 65536):
+            writer.write(b"x" * 65536)
+            await writer.drain()
+
+    async with Server(handler) as srv:
+        resp = await client.post(srv.url(), b"{}", {}, timeout=10)
+        assert len(await resp.read()) == size
+        resp.release()
