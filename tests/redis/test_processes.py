@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,7 +117,20 @@ async def test_workers_share_the_quota_and_their_ledger_rows_and_logs(namespace:
              "--workers", "2"], env={**os.environ, "KEYMUX_GEMINI_API_BASE": emu_url},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         url = f"http://127.0.0.1:{port}"
+        lines: list[str] = []
+        both_up = threading.Event()
+
+        def collect() -> None:  # the output, read as it comes: both workers must be up before the requests
+            assert server is not None and server.stdout is not None
+            for line in server.stdout:
+                lines.append(line)
+                if sum("keymux listening" in seen for seen in lines) == 2:
+                    both_up.set()
+
+        reader = threading.Thread(target=collect, daemon=True)
+        reader.start()
         await _wait_ready(url, server)
+        assert await asyncio.to_thread(both_up.wait, 20), "".join(lines)
         body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
         async with aiohttp.ClientSession() as http:
             async def ask() -> int:
@@ -130,7 +144,9 @@ async def test_workers_share_the_quota_and_their_ledger_rows_and_logs(namespace:
                 stats = await resp.json()
         assert statuses.count(200) == 4 and stats["total"] == 4
         server.terminate()
-        output, _ = server.communicate(timeout=15)
+        server.wait(15)
+        reader.join(5)
+        output = "".join(lines)
         assert output.count("keymux listening") == 2
         ids = re.findall(r"keymux\.relay: (\S+) openai", output)
         assert len(ids) == 10 and len(set(ids)) == 10  # one line per request, none repeated across workers
