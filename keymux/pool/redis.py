@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from keymux.config.schema import Limits
 from keymux.pool.deployment import Deployment
 from keymux.pool.limits import MINUTE, next_pacific_midnight, pacific_day_start
 from keymux.pool.redis_lua import PARK_SCOPE, RECORD_FAILURE, RESERVE, SETTLE, VIEW
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from keymux.config.schema import RedisSettings
 
 INF = float("inf")
+FIRST_ASK = 1  # candidates in the first admission call (see reserve)
 INFLIGHT_TTL = 3600.0  # an in-flight entry older than this belonged to a replica that died mid-request
 
 
@@ -96,6 +98,8 @@ class RedisStore:
         self._replica = os.urandom(4).hex()
         self._seq = itertools.count()
         self._views: dict[str, tuple[float, ScopeView]] = {}  # deployment id -> (as of, view)
+        self._key_cache: dict[tuple[str, str, int], list[str]] = {}
+        self._arg_cache: dict[str, tuple[Limits, list[str]]] = {}
 
     # -- keys ------------------------------------------------------------------------------
     def _scope_key(self, scope: str, part: str) -> str:
@@ -105,8 +109,25 @@ class RedisStore:
         return f"{self.ns}:d:{deployment_id}:{part}"
 
     def _keys(self, d: Deployment, day: float) -> list[str]:
-        s = f"{self.ns}:s:{d.scope}"
-        return [f"{s}:meta", f"{s}:win", f"{s}:tok", f"{s}:day:{int(day)}", f"{s}:infl", self._dep_key(d.id, "meta")]
+        """The six keys of one deployment on one Pacific day; built once per (deployment, day)."""
+        cache_key = (d.id, d.scope, int(day))
+        found = self._key_cache.get(cache_key)
+        if found is None:
+            if len(self._key_cache) >= 4096:  # days roll, deployments come and go
+                self._key_cache.clear()
+            s = f"{self.ns}:s:{d.scope}"
+            found = self._key_cache[cache_key] = [f"{s}:meta", f"{s}:win", f"{s}:tok", f"{s}:day:{int(day)}",
+                                                  f"{s}:infl", self._dep_key(d.id, "meta")]
+        return found
+
+    def _args(self, d: Deployment) -> list[str]:
+        """The seven per-deployment arguments; rebuilt only when its limits object changes (reload)."""
+        found = self._arg_cache.get(d.id)
+        lim = d.limits
+        if found is None or found[0] is not lim or found[1][0] != d.fingerprint:
+            found = self._arg_cache[d.id] = (lim, [d.fingerprint, _opt(lim.rpm), _opt(lim.tpm), _opt(lim.rpd),
+                                                   _opt(lim.tpd), _opt(lim.max_parallel), d.id])
+        return found[1]
 
     def _layout(self, ordered: Sequence[Deployment], now: float, tokens: float, metered: bool,
                 member: str) -> tuple[list[str], list[str]]:
@@ -115,10 +136,8 @@ class RedisStore:
         args = [_num(now), _num(tokens), "1" if metered else "0", member, _num(self.inflight_ttl),
                 _num(next_pacific_midnight(now)), self.channel, str(len(ordered))]
         for d in ordered:
-            lim = d.limits
             keys += self._keys(d, day)
-            args += [d.fingerprint, _opt(lim.rpm), _opt(lim.tpm), _opt(lim.rpd), _opt(lim.tpd),
-                     _opt(lim.max_parallel), d.id]
+            args += self._args(d)
         return keys, args
 
     # -- admission -------------------------------------------------------------------------
@@ -127,6 +146,16 @@ class RedisStore:
         if not ordered:
             return Blocked(earliest=INF, reasons={})
         member = f"{self._replica}:{next(self._seq)}"
+        if len(ordered) > FIRST_ASK:
+            # Usually the first-ranked key has room: ask about it alone first. Every candidate costs the
+            # call 13 arguments, and redis-py encodes each in Python (most of the client's time per request).
+            got = await self._reserve_among(ordered[:FIRST_ASK], tokens, now, metered, member)
+            if isinstance(got, Reservation):
+                return got
+        return await self._reserve_among(ordered, tokens, now, metered, member)
+
+    async def _reserve_among(self, ordered: Sequence[Deployment], tokens: float, now: float, metered: bool,
+                             member: str) -> Reservation | Blocked:
         keys, args = self._layout(ordered, now, tokens if metered else 0, metered, member)
         reply = await self._reserve(keys=keys, args=args)
         if int(reply[0]) == 1:
