@@ -49,11 +49,11 @@ async def start(config: Config, host: str, port: int, *, reuse_port: bool = Fals
 
 
 async def _serve(config: Config, host: str, port: int, reuse_port: bool = False, watch: bool = False) -> None:
-    runner = await start(config, host, port, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before start-up: a stop during it still ends gracefully
         loop.add_signal_handler(sig, stop.set)
+    runner = await start(config, host, port, reuse_port=reuse_port)
     live = runner.app[GATEWAY].live  # config reload: SIGHUP, and --watch (polls the file's mtime)
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(live.reload()))
