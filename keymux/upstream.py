@@ -172,7 +172,7 @@ class Response:
         self._client, self._origin, self._conn = client, origin, conn
         self.status = status
         self.headers = headers
-        self._read_timeout = read_timeout  # streaming: the longest silence allowed
+        self._read_timeout = read_timeout  # streams: the longest silence (a whole answer has a deadline timer)
         te = headers.get("transfer-encoding", "")
         length = headers.get("content-length")
         self._chunked = "chunked" in te.lower()
@@ -187,9 +187,6 @@ class Response:
         conn_header = headers.get("connection", "").lower()
         self._reusable = keep_alive and not self._until_close and "close" not in conn_header
         self._closed = False
-
-    def _timeout(self) -> float | None:
-        return self._read_timeout  # streams; a whole answer runs under its connection's deadline timer
 
     async def read(self) -> bytes:
         conn = self._conn
@@ -229,14 +226,14 @@ class Response:
                     self._done = True
                     return b""
                 try:
-                    await conn.more(self._timeout())
+                    await conn.more(self._read_timeout)
                 except UpstreamError:
                     self._done = True
                     return b""
             return self._take(len(conn.buf))
         if not self._chunked:
             while not conn.buf:
-                await conn.more(self._timeout())
+                await conn.more(self._read_timeout)
             part = self._take(min(self._left, len(conn.buf)))
             self._left -= len(part)
             self._done = self._left == 0
@@ -245,7 +242,7 @@ class Response:
             part = self._unchunk()
             if part or self._done:
                 return part
-            await conn.more(self._timeout())
+            await conn.more(self._read_timeout)
 
     def _unchunk(self) -> bytes:
         """Decode the chunked framing in the buffer as far as it goes: the data found (maybe b"")."""
