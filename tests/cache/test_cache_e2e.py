@@ -19,6 +19,8 @@ from keymux.emulator import EmuKey, GeminiEmulator
 from keymux.relay import Call
 from keymux.surfaces.common import GATEWAY
 
+from ..redis_service import NO_REDIS, redis_up
+
 T0 = 1_795_716_000.0
 AUTH = {"Authorization": "Bearer sk-master"}
 MSG = [{"role": "user", "content": "hi"}]
@@ -155,21 +157,9 @@ async def test_gemini_clients_are_cached_too(make_gateways: Factory) -> None:
     assert gw.upstream() == 1
 
 
-async def _redis_up() -> bool:
-    from redis.asyncio import Redis
-
-    client = Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5)
-    try:
-        return bool(await client.ping())
-    except Exception:  # noqa: BLE001 - whatever the reason, there is no Redis to test against
-        return False
-    finally:
-        await client.aclose()
-
-
 async def test_a_response_cached_by_one_replica_is_a_hit_on_another(make_gateways: Factory) -> None:
-    if not await _redis_up():
-        pytest.fail("no Redis on 127.0.0.1:6379: start it (.ci/run does)")
+    if not await redis_up():
+        pytest.fail(NO_REDIS)
     namespace = f"kmx-test-{uuid.uuid4().hex[:12]}"
     a, b = await make_gateways({"type": "redis", "host": "127.0.0.1", "port": 6379, "namespace": namespace,
                                 "ttl": 30}, replicas=2)

@@ -28,24 +28,13 @@ from keymux.pool.memory import MemoryStore
 from keymux.pool.store import Blocked, Park, Reservation, ScopeView, State, StateStore
 from keymux.providers.base import Outcome, Verdict
 
+from ..redis_service import NO_REDIS, redis_up
+
 OK = Verdict(Outcome.OK)
 T0 = datetime(2026, 11, 26, 18, 0, tzinfo=UTC).timestamp()  # 10:00 Pacific
 REDIS = RedisSettings(host="127.0.0.1", port=6379)
 
 StoreFactory = Callable[[], Awaitable[StateStore]]
-
-
-async def _redis_up() -> bool:
-    from keymux.pool.redis import make_client
-
-    client = make_client(REDIS)
-    try:
-        await client.ping()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means: no Redis to test against
-        return False
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", "redis", "shared"])
@@ -63,8 +52,8 @@ async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactor
         made.append(store)
         return store if request.param == "redis" else SharedStore(REDIS, redis=store)
 
-    if request.param != "memory" and not await _redis_up():
-        pytest.fail("no Redis on 127.0.0.1:6379: start it (.ci/run does)")
+    if request.param != "memory" and not await redis_up():
+        pytest.fail(NO_REDIS)
     yield factory
     for store in made:
         await store.clear()

@@ -18,39 +18,10 @@ from keymux.clock import FakeClock
 from keymux.config.load import parse_config
 from keymux.config.schema import Config
 from keymux.emulator import EmuKey, GeminiEmulator
+from ..redis_service import NO_REDIS, REDIS_HOST, REDIS_PORT, delete_namespace, redis_up
 from ..served import Served
 
 T0 = 1_795_716_000.0  # 2026-11-26 10:00 Pacific
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-
-
-async def redis_up(port: int = REDIS_PORT) -> bool:
-    from redis.asyncio import Redis
-
-    client = Redis(host=REDIS_HOST, port=port, socket_connect_timeout=0.5)
-    try:
-        await client.ping()
-        return True
-    except Exception:  # noqa: BLE001 - whatever the reason, there is no Redis to test against
-        return False
-    finally:
-        await client.aclose()
-
-
-async def delete_namespace(namespace: str, port: int = REDIS_PORT) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis(host=REDIS_HOST, port=port, socket_connect_timeout=0.5)
-    try:
-        async for key in client.scan_iter(match=f"{namespace}:*", count=500):
-            await client.delete(key)
-    finally:
-        await client.aclose()
-
-
-NO_REDIS = "no Redis on 127.0.0.1:6379: start it (.ci/run does)"
-
-
 @pytest.fixture
 async def namespace() -> AsyncIterator[str]:
     if not await redis_up():
