@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from keymux.config.schema import Limits
 from keymux.pool.deployment import Deployment
 from keymux.pool.limits import MINUTE, next_pacific_midnight, pacific_day_start
 from keymux.pool.redis_lua import PARK_SCOPE, RECORD_FAILURE, RESERVE, SETTLE, VIEW
@@ -99,7 +98,7 @@ class RedisStore:
         self._seq = itertools.count()
         self._views: dict[str, tuple[float, ScopeView]] = {}  # deployment id -> (as of, view)
         self._key_cache: dict[tuple[str, str, int], list[str]] = {}
-        self._arg_cache: dict[str, tuple[Limits, list[str]]] = {}
+        self._arg_cache: dict[str, tuple[Deployment, list[str]]] = {}
 
     # -- keys ------------------------------------------------------------------------------
     def _scope_key(self, scope: str, part: str) -> str:
@@ -121,12 +120,12 @@ class RedisStore:
         return found
 
     def _args(self, d: Deployment) -> list[str]:
-        """The seven per-deployment arguments; rebuilt only when its limits object changes (reload)."""
+        """The seven per-deployment arguments; built once per Deployment (a reload makes new ones)."""
         found = self._arg_cache.get(d.id)
-        lim = d.limits
-        if found is None or found[0] is not lim or found[1][0] != d.fingerprint:
-            found = self._arg_cache[d.id] = (lim, [d.fingerprint, _opt(lim.rpm), _opt(lim.tpm), _opt(lim.rpd),
-                                                   _opt(lim.tpd), _opt(lim.max_parallel), d.id])
+        if found is None or found[0] is not d:
+            lim = d.limits
+            found = self._arg_cache[d.id] = (d, [d.fingerprint, _opt(lim.rpm), _opt(lim.tpm), _opt(lim.rpd),
+                                                 _opt(lim.tpd), _opt(lim.max_parallel), d.id])
         return found[1]
 
     def _layout(self, ordered: Sequence[Deployment], now: float, tokens: float, metered: bool,
