@@ -1,4 +1,5 @@
-"""Assembly: config -> pool + relay + surfaces, in one aiohttp application.
+"""Assembly: config -> live snapshot, pool, relay (and the cache around it), ledger, surfaces, in one
+aiohttp application. Wiring only: each component is handed the narrow objects it uses.
 
 Middleware order (outermost first): errors (render every failure in the client's API shape).
 Auth is checked by each surface handler, since health probes must stay open.
@@ -13,107 +14,88 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from keymux.cache import ResponseCache, make_cache
+from keymux.cache import CachedHandler, ResponseCache, make_cache
 from keymux.clock import Clock, SystemClock
 from keymux.config.schema import Config
 from keymux.errors import KeymuxError, NotFound
 from keymux.ledger import open_ledger
 from keymux.ledger.recorder import Recorder
+from keymux.live import Live, build_snapshot
 from keymux.metrics import Metrics
+from keymux.pipeline import Pipeline, access_line
 from keymux.pool import Pool
-from keymux.pool.deployment import Deployment, build_deployments
 from keymux.pool.memory import MemoryStore
 from keymux.pool.store import StateStore
-from keymux.relay import Relay, RequestObserver
-from keymux.reload import Live
+from keymux.reload import Changes
+from keymux.relay import Relay
+from keymux.request import Reply, Request, StreamReply
 from keymux.surfaces import admin as admin_surface
 from keymux.surfaces import gemini as gemini_surface
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
 from keymux.surfaces import ui as ui_surface
-from keymux.surfaces.common import GATEWAY, gemini_error_response, openai_error_response, request_id
+from keymux.surfaces.common import CLIENT_API, ClientAPI, render_error, request_id
 from keymux.upstream import Client
 
 log = logging.getLogger("keymux")
 
 
-def _aliases(groups: dict[str, list[Deployment]]) -> dict[str, list[Deployment]]:
-    """Upstream model ids as extra pools: every deployment serving that model, one per key."""
-    out: dict[str, list[Deployment]] = {}
-    seen: set[tuple[str, str]] = set()
-    for deployments in groups.values():
-        for d in deployments:
-            if d.model in groups or (d.model, d.fingerprint) in seen:
-                continue
-            seen.add((d.model, d.fingerprint))
-            out.setdefault(d.model, []).append(d)
-    return out
-
-
 class Gateway:
+    """The assembled parts and their lifecycle (start inside the event loop, stop after the last request).
+
+    Nothing is handed this object: tests and the CLI hold it to reach the parts."""
+
     def __init__(self, config: Config, *, clock: Clock | None = None, store: StateStore | None = None) -> None:
-        self.config = config
         self.clock = clock or SystemClock()
-        groups = build_deployments(config)
-        self._group_names = list(groups)
-        self.cache: ResponseCache | None = None  # made at start (a Redis client belongs to the running loop)
+        self.live = Live(build_snapshot(config, self.clock))
         self._shared = None  # the Redis-backed store, when config asks for one (it has a lifecycle)
         if store is None and config.router.redis is not None:
             from keymux.pool.failover import SharedStore  # imports redis: only when configured
 
             store = self._shared = SharedStore(config.router.redis)
-        self.pool = Pool({**_aliases(groups), **groups}, config.router, store or MemoryStore(), self.clock)
+        self.pool = Pool(self.live, store or MemoryStore(), self.clock)
+        self.live.on_swap.append(self.pool.swapped)
         self.started = time.time()
-        self.client: Client | None = None  # upstream calls
-        self._relay: Relay | None = None
+        # keymux's own client (keymux/upstream.py): no cookie jar either, so a cookie an upstream set for
+        # one key's request never rides along on another's.
+        self.client = Client(keepalive=30.0)
+        self.relay = Relay(self.live, self.pool, self.client, self.clock)
+        self.cache: ResponseCache | None = None  # made at start (a Redis client belongs to the running loop)
         self.ledger = open_ledger(config)
         self.metrics = Metrics()
         self.pool.wait_observers.append(self.metrics.observe_wait)
-        self.observers: list[RequestObserver] = [Recorder(self)]  # ledger row + metrics, once per request
-        self.live = Live(self)  # reload, keys added at run time
+        # Told once per finished request: the access log line, then the ledger row and metrics.
+        self.pipeline = Pipeline(self.relay, self.clock,
+                                 [access_line, Recorder(self.live, self.ledger, self.metrics)])
+        self.changes = Changes(self.live, self.ledger, self.clock)
 
     @property
-    def relay(self) -> Relay:
-        assert self._relay is not None, "gateway not started"
-        return self._relay
-
-    def group_names(self) -> list[str]:
-        return self._group_names
+    def config(self) -> Config:
+        return self.live.snapshot.config
 
     @property
+    def observers(self) -> list[Callable[..., None]]:
+        return self.pipeline.observers
+
     def state_store(self) -> str:
         """Where key state lives, for /health/readiness: memory | redis | redis (degraded: local)."""
         return "memory" if self._shared is None else self._shared.status
 
-    def set_groups(self, groups: dict[str, list[Deployment]]) -> None:
-        self._group_names = list(groups)
-        self.pool.set_groups({**_aliases(groups), **groups})
-
-    def resolve(self, name: str) -> str | None:
-        """A model group, or an upstream model id, as clients spell them ("models/x", "gemini/x")."""
-        groups = self.pool.groups
-        if name in groups:
-            return name
-        for candidate in (name.removeprefix("models/"), name.partition("/")[2]):
-            if candidate and candidate in groups:
-                return candidate
-        return None
+    async def handle(self, request: Request) -> Reply | StreamReply:
+        return await self.pipeline.handle(request)
 
     async def start(self) -> None:
-        # keymux's own client (keymux/upstream.py): no cookie jar either, so a cookie an upstream set for
-        # one key's request never rides along on another's.
-        self.client = Client(keepalive=30.0)
         if self._shared is not None:
             await self._shared.start(self.pool.wake)
         self.cache = make_cache(self.config.cache, self.clock)
-        self._relay = Relay(self.config, self.pool, self.client, self.clock, self.observers, cache=self.cache)
+        if self.cache is not None:
+            self.pipeline.handler = CachedHandler(self.relay, self.cache)
         await self.ledger.start()
-        await self.live.load()
+        await self.changes.load()
 
     async def stop(self) -> None:
-        await self.live.stop()
-        if self.client is not None:
-            await self.client.close()
+        await self.changes.stop()
+        await self.client.close()
         if self._shared is not None:
             await self._shared.stop()
         if self.cache is not None:
@@ -121,13 +103,9 @@ class Gateway:
         await self.ledger.close()  # after the last request: every row is written
 
 
+GATEWAY = web.AppKey("keymux.gateway", Gateway)  # for tests and the CLI; components get narrow objects
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _render(request: web.Request, err: KeymuxError) -> web.Response:
-    if request.path.startswith("/v1beta"):
-        return gemini_error_response(err)
-    return openai_error_response(err)
 
 
 @web.middleware
@@ -135,30 +113,34 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except KeymuxError as e:
-        return _render(request, e)
+        return render_error(request, e)
     except web.HTTPException as e:
         if e.status < 400:
             raise
         err = NotFound(f"no route {request.method} {request.path}") if e.status in (404, 405) else KeymuxError(e.reason)
         err.status = e.status
-        return _render(request, err)
+        return render_error(request, err)
     except asyncio.CancelledError:
         raise
     except Exception:  # noqa: BLE001 - last line of defence: the client gets an error in its shape, never a trace
         log.exception("internal error in request %s", request_id(request))
-        return _render(request, KeymuxError(f"internal error (request id {request_id(request)})"))
+        return render_error(request, KeymuxError(f"internal error (request id {request_id(request)})"))
 
 
 def create_app(config: Config, *, clock: Clock | None = None, store: StateStore | None = None) -> web.Application:
     app = web.Application(client_max_size=config.max_request_bytes, middlewares=[errors_middleware])
-    gateway = Gateway(config, clock=clock, store=store)
-    app[GATEWAY] = gateway
+    gw = Gateway(config, clock=clock, store=store)
+    app[GATEWAY] = gw
+    app[CLIENT_API] = ClientAPI(gw.live, gw.pipeline.handle, gw.started)
+    app[health_surface.HEALTH] = health_surface.HealthView(gw.live, gw.pool, gw.clock, gw.state_store)
+    app[admin_surface.ADMIN] = admin_surface.Operator(gw.live, gw.pool, gw.ledger, gw.changes, gw.metrics,
+                                                      gw.clock)
 
     async def on_startup(_: web.Application) -> None:
-        await gateway.start()
+        await gw.start()
 
     async def on_cleanup(_: web.Application) -> None:
-        await gateway.stop()
+        await gw.stop()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

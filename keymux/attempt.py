@@ -1,57 +1,52 @@
 """One upstream attempt on one leased key: send, classify, and (for streams) hold the answer
-back until its first event has been read, so failover stays possible until then."""
+back until its first event has been read, so failover stays possible until then.
+
+Every byte of the upstream's answer passes `Scrub` here, once, before anything reads it: an upstream
+error can quote the key ("Consumer 'api_key:...' has been suspended"), and what it says reaches the
+client, the log, the ledger and metrics only through what this module hands on.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import orjson
 
-from keymux.exchange import Exchange, StreamTranslator, Usage
-from keymux.exchange.openai_gemini import StreamBroken
+from keymux.exchange import Exchange, StreamBroken, StreamTranslator
 from keymux.pool import Lease
 from keymux.providers.base import Outcome, Verdict
+from keymux.request import Reply, StreamReply, Trace
 from keymux.translate.sse import SSEDecoder
-from keymux.upstream import Client, Response, UpstreamError
+from keymux.transport import Transport, UpstreamAnswer, UpstreamError
 
 log = logging.getLogger("keymux.relay")
 OK = Verdict(Outcome.OK)
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-async def _nothing() -> None:
-    return None
-
-
-@dataclass
-class StreamReply:
-    """A stream whose first events are already read; `rest` yields the remainder.
-
-    `end()` closes the upstream call, frees the key and reports the request, once: `rest` calls it when it
-    finishes, and whoever sends the stream must call it too, since a generator closed before it ever ran
-    (the client left before the first write) runs no `finally`.
-    """
-
-    first: list[bytes]
-    rest: AsyncIterator[bytes]
-    headers: dict[str, str] = field(default_factory=dict)
-    end: Callable[[], Awaitable[None]] = _nothing
+CANCELLED = Verdict(Outcome.CLIENT_ERROR, reason="the client went away")  # frees the key, blames nobody
+_UNREADABLE = (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
 @dataclass
 class Failure:
     status: int
-    raw: bytes
+    raw: bytes  # scrubbed
     verdict: Verdict
+
+
+class Scrub:
+    """Replaces the attempt's key with its fingerprint in upstream bytes (a no-op scan when absent)."""
+
+    __slots__ = ("_key", "_fp")
+
+    def __init__(self, api_key: str, fingerprint: str) -> None:
+        self._key = api_key.encode() if api_key else b""
+        self._fp = fingerprint.encode()
+
+    def __call__(self, data: bytes) -> bytes:
+        key = self._key
+        return data.replace(key, self._fp) if key and key in data else data
 
 
 def _broken_verdict(ex: Exchange, e: StreamBroken, now: float) -> Verdict:
@@ -68,106 +63,139 @@ def _transport_verdict(e: BaseException) -> Verdict:
     return Verdict(Outcome.UPSTREAM_ERROR, reason=f"connection error: {str(e)[:120] or type(e).__name__}")
 
 
-async def attempt(client: Client, ex: Exchange, lease: Lease, *, stream: bool, timeout: float,
-                  now: Callable[[], float], on_done: Callable[[Verdict, Usage | None], None]
-                  ) -> Reply | StreamReply | Failure:
+def _failure_status(verdict: Verdict) -> int:
+    return 504 if verdict.outcome is Outcome.TIMEOUT else 502
+
+
+async def attempt(transport: Transport, ex: Exchange, lease: Lease, *, stream: bool, timeout: float,
+                  now: Callable[[], float], trace: Trace) -> Reply | StreamReply | Failure:
     dep = lease.deployment.cfg
     url, headers, data = ex.request(dep, stream)
     if log.isEnabledFor(logging.DEBUG):  # the URL never holds the key: it travels in a header
         log.debug("attempt key=%s model=%s url=%s stream=%s bytes=%d", dep.fingerprint, dep.model, url, stream, len(data))
+    scrub = Scrub(dep.api_key, dep.fingerprint)
     try:
         # A stream may run long; what must not happen is silence longer than the timeout.
-        resp = await client.post(url, data, headers, timeout=timeout, stream=stream)
+        resp = await transport.post(url, data, headers, timeout=timeout, stream=stream)
     except (asyncio.TimeoutError, UpstreamError) as e:
-        verdict = _transport_verdict(e)
-        await lease.release(verdict)
-        return Failure(504 if verdict.outcome is Outcome.TIMEOUT else 502, b"", verdict)
+        return await _failed(lease, _transport_verdict(e))
     if not stream or resp.status != 200:
-        return await _whole(ex, lease, resp, now, on_done)
-    return await _first_events(ex, lease, resp, now, on_done)
+        return await _whole(ex, lease, resp, scrub, now, trace)
+    return await _first_events(ex, lease, resp, scrub, now, trace)
 
 
-async def _whole(ex: Exchange, lease: Lease, resp: Response, now: Callable[[], float],
-                 on_done: Callable[[Verdict, Usage | None], None]) -> Reply | Failure:
+async def _failed(lease: Lease, verdict: Verdict, status: int | None = None) -> Failure:
+    await lease.release(verdict)
+    return Failure(status or _failure_status(verdict), b"", verdict)
+
+
+async def _whole(ex: Exchange, lease: Lease, resp: UpstreamAnswer, scrub: Scrub, now: Callable[[], float],
+                 trace: Trace) -> Reply | Failure:
     try:
-        raw = await resp.read()
+        raw = scrub(await resp.read())
     except (asyncio.TimeoutError, UpstreamError) as e:
-        verdict = _transport_verdict(e)
-        await lease.release(verdict)
-        return Failure(504 if verdict.outcome is Outcome.TIMEOUT else 502, b"", verdict)
+        return await _failed(lease, _transport_verdict(e))
     finally:
         resp.release()
     verdict = ex.classify(resp.status, resp.headers, raw, now())
     if not verdict.ok:
         await lease.release(verdict)
         return Failure(resp.status, raw, verdict)
+    if not raw.strip():  # a 200 with nothing in it is the upstream's failure, not an answer
+        return await _failed(lease, Verdict(Outcome.UPSTREAM_ERROR, reason="empty upstream answer"))
     try:
         body, usage = ex.response(raw)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        verdict = Verdict(Outcome.UPSTREAM_ERROR, reason=f"unreadable upstream answer ({type(e).__name__})")
-        await lease.release(verdict)
-        return Failure(502, b"", verdict)
+    except _UNREADABLE as e:  # a body cut short, or not the API's shape
+        return await _failed(lease, Verdict(Outcome.UPSTREAM_ERROR,
+                                            reason=f"unreadable upstream answer ({type(e).__name__})"))
     await lease.release(verdict, usage.total if usage else None)
-    on_done(verdict, usage)
+    d = lease.deployment
+    trace.attempts.append((d.fingerprint, verdict.outcome.value))
+    trace.usage = usage
+    trace.answered_by(d.fingerprint, d.model)
+    trace.finish(200, "ok")
     return Reply(200, body)
 
 
-async def _first_events(ex: Exchange, lease: Lease, resp: Response, now: Callable[[], float],
-                        on_done: Callable[[Verdict, Usage | None], None]) -> StreamReply | Failure:
+async def _first_events(ex: Exchange, lease: Lease, resp: UpstreamAnswer, scrub: Scrub,
+                        now: Callable[[], float], trace: Trace) -> StreamReply | Failure:
     decoder = SSEDecoder()
     st = ex.stream()
     first: list[bytes] = []
     ended = False
+    events = 0
     try:
         while not first:
             chunk = await resp.readany()
             if not chunk:
                 ended = True
                 for payload in decoder.flush():
+                    events += 1
                     first += st.feed(payload)
-                first += st.finish()
+                if events:
+                    first += st.finish()
                 break
-            for payload in decoder.feed(chunk):
+            for payload in decoder.feed(scrub(chunk)):
+                events += 1
                 first += st.feed(payload)
     except StreamBroken as e:
         resp.close()
         verdict = _broken_verdict(ex, e, now())
-        await lease.release(verdict)
-        return Failure(e.status if e.status >= 400 else 502, b"", verdict)
-    except (asyncio.TimeoutError, UpstreamError, orjson.JSONDecodeError) as e:
+        return await _failed(lease, verdict, e.status if e.status >= 400 else 502)
+    except (asyncio.TimeoutError, UpstreamError) as e:
         resp.close()
-        verdict = _transport_verdict(e) if not isinstance(e, orjson.JSONDecodeError) else Verdict(
-            Outcome.UPSTREAM_ERROR, reason="unreadable stream event")
-        await lease.release(verdict)
-        return Failure(502, b"", verdict)
+        return await _failed(lease, _transport_verdict(e))
+    except _UNREADABLE:
+        resp.close()
+        return await _failed(lease, Verdict(Outcome.UPSTREAM_ERROR, reason="unreadable stream event"))
     if ended and not first:
         resp.close()
-        verdict = Verdict(Outcome.UPSTREAM_ERROR, reason="empty stream")
-        await lease.release(verdict)
-        return Failure(502, b"", verdict)
-    ending = _Ending(lease, resp, st, on_done)
-    return StreamReply(first, _rest(ex, resp, decoder, st, ended, now, ending), end=ending)
+        return await _failed(lease, Verdict(Outcome.UPSTREAM_ERROR, reason="empty stream"))
+    reply = StreamReply(first, _empty())
+    ending = _Ending(lease, resp, st, trace, reply)
+    reply.rest, reply.end = _rest(ex, resp, decoder, st, scrub, ended, now, ending), ending
+    return reply
 
 
 class _Ending:
-    """Closes the upstream response, releases the lease and reports the request: exactly once."""
+    """Closes the upstream response, releases the lease and finishes the trace: exactly once."""
 
-    def __init__(self, lease: Lease, resp: Response, st: StreamTranslator,
-                 on_done: Callable[[Verdict, Usage | None], None]) -> None:
-        self._lease, self._resp, self._st, self._on_done = lease, resp, st, on_done
+    def __init__(self, lease: Lease, resp: UpstreamAnswer, st: StreamTranslator, trace: Trace,
+                 reply: StreamReply) -> None:
+        self._lease, self._resp, self._st, self._trace, self._reply = lease, resp, st, trace, reply
         self._done = False
 
-    async def __call__(self, verdict: Verdict = OK) -> None:
+    async def __call__(self, ok: bool | None = None, verdict: Verdict = OK) -> None:
+        """`ok=False`: the client went away before the end (the upstream call is abandoned, nobody blamed)."""
         if self._done:
             return
         self._done = True
-        self._resp.release()  # back to the pool when the stream was read to its end, else closed
+        if ok is False:
+            verdict = CANCELLED
+            self._resp.close()
+        else:
+            self._resp.release()  # back to the pool when the stream was read to its end, else closed
         usage = self._st.usage
         await self._lease.release(verdict, usage.total if usage else None)
-        self._on_done(verdict, usage)
+        d, trace = self._lease.deployment, self._trace
+        trace.attempts.append((d.fingerprint, verdict.outcome.value))
+        trace.usage = usage
+        trace.answered_by(d.fingerprint, d.model)
+        self._reply.ended_ok = verdict.ok
+        if verdict is CANCELLED:
+            trace.finish(499, "cancelled", verdict.reason)
+        elif verdict.ok:
+            trace.finish(200, "ok")
+        else:
+            trace.finish(200, "broken", verdict.reason)
 
 
-async def _rest(ex: Exchange, resp: Response, decoder: SSEDecoder, st: StreamTranslator,
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield  # pragma: no cover - makes this an async generator
+
+
+async def _rest(ex: Exchange, resp: UpstreamAnswer, decoder: SSEDecoder, st: StreamTranslator, scrub: Scrub,
                 ended: bool, now: Callable[[], float], ending: _Ending) -> AsyncIterator[bytes]:
     verdict = OK
     try:
@@ -175,7 +203,7 @@ async def _rest(ex: Exchange, resp: Response, decoder: SSEDecoder, st: StreamTra
             try:
                 # Whatever one upstream read completes goes out in one write: the same bytes, fewer sends.
                 async for chunk in resp.iter_any():
-                    outs = [out for payload in decoder.feed(chunk) for out in st.feed(payload)]
+                    outs = [out for payload in decoder.feed(scrub(chunk)) for out in st.feed(payload)]
                     if outs:
                         yield b"".join(outs)
                 outs = [out for payload in decoder.flush() for out in st.feed(payload)]
@@ -183,9 +211,11 @@ async def _rest(ex: Exchange, resp: Response, decoder: SSEDecoder, st: StreamTra
             except StreamBroken as e:
                 verdict = _broken_verdict(ex, e, now())
                 yield st.error(e.status if e.status >= 400 else 502, e.message)
-            except (asyncio.TimeoutError, UpstreamError, orjson.JSONDecodeError) as e:
+            except (asyncio.TimeoutError, UpstreamError) as e:
                 verdict = _transport_verdict(e)
-                yield st.error(504 if verdict.outcome is Outcome.TIMEOUT else 502,
-                               f"upstream stream broke: {verdict.reason}")
+                yield st.error(_failure_status(verdict), f"upstream stream broke: {verdict.reason}")
+            except _UNREADABLE:
+                verdict = Verdict(Outcome.UPSTREAM_ERROR, reason="unreadable stream event")
+                yield st.error(502, "upstream stream broke: unreadable stream event")
     finally:
-        await ending(verdict)
+        await ending(verdict=verdict)

@@ -1,11 +1,8 @@
 """Live changes to what the gateway serves: config reload, keys added or removed at run time.
 
-Every change ends in one place, `Live.apply`: the deployments of the config plus the keys added at
-run time are rebuilt into groups and swapped into the pool at once. A deployment whose id,
-settings and scope limits are unchanged keeps its very object (its in-flight count and latency
-statistics); key state (parks, windows, failures, disables) lives in the store keyed by scope,
-deployment id and fingerprint, so an unchanged key keeps it whatever object represents it.
-Requests in flight hold their own lease on their own deployment and are not affected.
+Every change ends in one place, `Changes.apply`: the config plus the keys added at run time become a
+new snapshot (keymux/live.py `build_snapshot`), swapped in at once. Requests in flight keep the snapshot
+they started with and their own lease on their own deployment, and are not affected.
 
 Keys added at run time are stored in the ledger database (with their api key: see README) so that
 they survive a restart; the config file is never written.
@@ -16,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -26,12 +23,9 @@ from keymux.config.load import DEFAULT_BASE_ENV, ConfigError, load_config
 from keymux.config.schema import Config, DeploymentConfig, Limits
 from keymux.errors import BadRequest, Conflict, NotFound, Unavailable
 from keymux.fingerprint import fingerprint
-from keymux.ledger import LedgerUnavailable
-from keymux.pool.deployment import Deployment, build_deployments
-from keymux.pool.strategies import make_strategy
-
-if TYPE_CHECKING:
-    from keymux.app import Gateway
+from keymux.clock import Clock
+from keymux.ledger import Ledger, LedgerUnavailable
+from keymux.live import Live, build_snapshot
 
 log = logging.getLogger("keymux.reload")
 
@@ -44,23 +38,6 @@ _ALLOWED = frozenset(("group", "api_key", "model", "provider", "api_base", "proj
 
 
 
-def assemble(deployments: tuple[DeploymentConfig, ...], config: Config,
-             old: dict[str, list[Deployment]]) -> dict[str, list[Deployment]]:
-    """Groups for these deployments, reusing the old Deployment objects that did not change."""
-    groups = build_deployments(replace(config, deployments=deployments))
-    previous = {d.id: d for ds in old.values() for d in ds}
-    for ds in groups.values():
-        for i, d in enumerate(ds):
-            p = previous.get(d.id)
-            if p is None:
-                continue
-            if p.cfg == d.cfg and p.scope == d.scope and p.limits == d.limits:
-                ds[i] = p
-            else:
-                d.served, d.latency_ewma, d.last_used, d.recent = p.served, p.latency_ewma, p.last_used, p.recent
-    return groups
-
-
 @dataclass(frozen=True)
 class Outcome:
     ok: bool
@@ -68,32 +45,31 @@ class Outcome:
     changes: dict[str, list[str]]
 
 
-class Live:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
-        self.runtime: tuple[DeploymentConfig, ...] = ()
+class Changes:
+    """Config reloads and keys added or removed at run time, each ending in a new live snapshot."""
+
+    def __init__(self, live: Live, ledger: Ledger, clock: Clock) -> None:
+        self.live = live
+        self.ledger = ledger
+        self.clock = clock
+        self.runtime: tuple[DeploymentConfig, ...] = ()  # every key added at run time (the config's ids win)
         self.lock = asyncio.Lock()
         self.last_reload: dict[str, Any] | None = None
         self._watch: asyncio.Task[None] | None = None
 
+    @property
+    def config(self) -> Config:
+        return self.live.snapshot.config
+
     def apply(self, config: Config, runtime: tuple[DeploymentConfig, ...] | None = None) -> None:
         if runtime is not None:
             self.runtime = runtime
-        own = {d.id for d in config.deployments}
-        runtime = tuple(d for d in self.runtime if d.id not in own)
-        groups = assemble(config.deployments + runtime, config, self.gw.pool.groups)
-        self.gw.config = config
-        self.gw.set_groups(groups)
-        if config.router.routing_strategy != self.gw.pool.settings.routing_strategy:
-            self.gw.pool.strategy = make_strategy(config.router.routing_strategy, self.gw.clock)
-        self.gw.pool.settings = config.router
-        if self.gw._relay is not None:
-            self.gw.relay.config = config
+        self.live.swap(build_snapshot(config, self.clock, self.runtime, previous=self.live.snapshot))
 
     # -- reload ----------------------------------------------------------------------------
     async def reload(self) -> Outcome:
         """Read the config file again; a broken one is rejected and the one in force stays."""
-        source = self.gw.config.source
+        source = self.config.source
         if source is None:
             return self._done(False, "this gateway was not started from a config file: nothing to reload", {})
         async with self.lock:
@@ -104,7 +80,7 @@ class Live:
                 return self._done(False, f"config rejected, the previous config stays in force: {e}", {})
             except OSError as e:
                 return self._done(False, f"cannot read {source}: {e.strerror}; the previous config stays in force", {})
-            old = self.gw.config
+            old = self.config
             notes = []
             if new.max_request_bytes != old.max_request_bytes:
                 notes.append("max_request_size_mb takes effect at the next restart")
@@ -120,12 +96,12 @@ class Live:
             return self._done(True, message, changes)
 
     def _done(self, ok: bool, message: str, changes: dict[str, list[str]]) -> Outcome:
-        self.last_reload = {"ok": ok, "message": message, "at": self.gw.clock.time()}
+        self.last_reload = {"ok": ok, "message": message, "at": self.clock.time()}
         return Outcome(ok, message, changes)
 
     def watch(self, interval: float = 2.0) -> None:
         """Reload whenever the config file's modification time changes (polling; opt-in `--watch`)."""
-        source = self.gw.config.source
+        source = self.config.source
         if source is None or self._watch is not None:
             return
 
@@ -154,7 +130,7 @@ class Live:
     # -- keys added at run time --------------------------------------------------------------
     async def load(self) -> None:
         try:
-            records = await self.gw.ledger.runtime_keys()
+            records = await self.ledger.runtime_keys()
         except LedgerUnavailable as e:
             log.error("keys added at run time could not be loaded (database unavailable): %s", e)
             return
@@ -165,18 +141,18 @@ class Live:
             except (ValueError, TypeError, KeyError) as e:
                 log.error("stored run-time key %s ignored: %s", r.get("fingerprint"), e)
         if keys:
-            self.apply(self.gw.config, tuple(keys))
+            self.apply(self.config, tuple(keys))
             log.info("%d key(s) added at run time restored from the database", len(keys))
 
     async def add_key(self, spec: dict[str, Any]) -> DeploymentConfig:
         async with self.lock:
             d = self._new_deployment(spec)
-            record = _to_record(d, self.gw.clock.time())
+            record = _to_record(d, self.clock.time())
             try:
-                await self.gw.ledger.add_runtime_key(record)
+                await self.ledger.add_runtime_key(record)
             except LedgerUnavailable as e:
                 raise Unavailable(f"cannot store the key, the database is unavailable: {e}") from None
-            self.apply(self.gw.config, self.runtime + (d,))
+            self.apply(self.config, self.runtime + (d,))
             log.info("key %s added to %s at run time", d.fingerprint, d.group)
             return d
 
@@ -184,15 +160,15 @@ class Live:
         async with self.lock:
             gone = [d for d in self.runtime if d.fingerprint == fp]
             if not gone:
-                if any(d.fingerprint == fp for d in self.gw.config.deployments):
+                if any(d.fingerprint == fp for d in self.config.deployments):
                     raise Conflict(f"key {fp} is defined in the config file: remove it there and reload, "
                                    "or disable it")
                 raise NotFound(f"no key {fp}")
             try:
-                await self.gw.ledger.remove_runtime_key(fp)
+                await self.ledger.remove_runtime_key(fp)
             except LedgerUnavailable as e:
                 raise Unavailable(f"cannot remove the key, the database is unavailable: {e}") from None
-            self.apply(self.gw.config, tuple(d for d in self.runtime if d.fingerprint != fp))
+            self.apply(self.config, tuple(d for d in self.runtime if d.fingerprint != fp))
             log.info("key %s removed at run time", fp)
             return gone
 
@@ -207,7 +183,7 @@ class Live:
         if not isinstance(api_key, str) or not api_key.strip():
             raise BadRequest("`api_key` is required", param="api_key")
         api_key = api_key.strip()
-        existing = [d for d in self.gw.config.deployments + self.runtime if d.group == group]
+        existing = [d for d in self.config.deployments + self.runtime if d.group == group]
         template = existing[0] if existing else None
         if "model" in spec:
             model = _text(spec, "model")
@@ -298,4 +274,4 @@ def _mtime(path: os.PathLike[str] | str) -> float:
         return -1.0
 
 
-__all__ = ["Live", "assemble"]
+__all__ = ["Changes", "Outcome"]

@@ -10,9 +10,8 @@ import signal
 from aiohttp import web
 
 from keymux import logsetup
-from keymux.app import create_app
+from keymux.app import GATEWAY, create_app
 from keymux.config.schema import Config
-from keymux.surfaces.common import GATEWAY
 
 log = logging.getLogger("keymux")
 
@@ -37,12 +36,13 @@ def _tune_gc() -> None:
 
 async def start(config: Config, host: str, port: int, *, reuse_port: bool = False, **kwargs: object) -> web.AppRunner:
     app = create_app(config, **kwargs)  # type: ignore[arg-type]
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # handler_cancellation: a client that disconnects cancels its request, so its upstream call and lease end too.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
     _tune_gc()
-    groups = app[GATEWAY].group_names()
+    groups = app[GATEWAY].live.snapshot.names
     log.info("keymux listening on http://%s:%d (%d groups: %s; %d keys)", host, port, len(groups),
              ", ".join(groups), len({d.fingerprint for d in config.deployments}))
     return runner
@@ -54,7 +54,7 @@ async def _serve(config: Config, host: str, port: int, reuse_port: bool = False,
     for sig in (signal.SIGINT, signal.SIGTERM):  # before start-up: a stop during it still ends gracefully
         loop.add_signal_handler(sig, stop.set)
     runner = await start(config, host, port, reuse_port=reuse_port)
-    live = runner.app[GATEWAY].live  # config reload: SIGHUP, and --watch (polls the file's mtime)
+    live = runner.app[GATEWAY].changes  # config reload: SIGHUP, and --watch (polls the file's mtime)
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(live.reload()))
     if watch:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp.test_utils import TestServer
 from openai import AsyncOpenAI
 
-from keymux.surfaces.common import GATEWAY
+from keymux.app import GATEWAY
 
 
 class Served:

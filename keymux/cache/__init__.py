@@ -1,8 +1,7 @@
 """Exact-match response cache, checked before a key is leased (a hit spends no quota).
 
-    strip_controls(call)     LiteLLM's per-request `cache: {...}` body field -> controls (never sent upstream)
     make_cache(settings, clock) -> ResponseCache | None
-    ResponseCache.plan / lookup / keep
+    CachedHandler(inner, cache): a Handler (keymux/request.py) around the relay: plan, lookup, keep
 
 What matches: the same surface, model group and method, and the same request body except `user`,
 `stream`, `stream_options` (and `cache`). So a streamed request can be answered from a non-streamed
@@ -19,35 +18,22 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from keymux.attempt import Reply, StreamReply
 from keymux.cache.backends import Backend, LocalCache, RedisCache
 from keymux.cache.replay import assemble, stream_events
 from keymux.clock import Clock
 from keymux.config.schema import CacheSettings
-
-if TYPE_CHECKING:
-    from keymux.relay import Call
+from keymux.request import Handler, Reply, Request, StreamReply, Trace
 
 log = logging.getLogger("keymux.cache")
 
-__all__ = ["Backend", "LocalCache", "Plan", "RedisCache", "ResponseCache", "make_cache", "strip_controls"]
+__all__ = ["Backend", "CachedHandler", "LocalCache", "Plan", "RedisCache", "ResponseCache", "make_cache"]
 
-_NOT_IN_KEY = ("user", "stream", "stream_options", "cache")
+_NOT_IN_KEY = ("user", "stream", "stream_options")
 HEADER = "x-keymux-cache"
-
-
-def strip_controls(call: Call) -> dict[str, Any]:
-    """Take LiteLLM's `cache` field out of the request body (upstream APIs reject it); return it."""
-    controls = call.body.get("cache")
-    if "cache" not in call.body:
-        return {}
-    call.body = {k: v for k, v in call.body.items() if k != "cache"}
-    call.raw = orjson.dumps(call.body)
-    return controls if isinstance(controls, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -70,22 +56,23 @@ class ResponseCache:
             self._errors = outage_errors()
         self._failing = False
 
-    def plan(self, call: Call, controls: dict[str, Any]) -> Plan | None:
-        if not call.metered or call.method != "generateContent":
+    def plan(self, request: Request) -> Plan | None:
+        if not request.metered or request.operation not in ("chat", "generateContent"):
             return None
-        header = {d.strip().lower() for d in call.cache_control.split(",")}
+        controls = request.controls or {}
+        header = {d.strip().lower() for d in request.cache_control.split(",")} if request.cache_control else ()
         read = not (controls.get("no-cache") is True or "no-cache" in header)
         write = not (controls.get("no-store") is True or "no-store" in header)
         ttl = self.settings.ttl
         asked = controls.get("ttl")
         if isinstance(asked, (int, float)) and not isinstance(asked, bool) and asked > 0:
             ttl = float(asked)
-        body = {k: v for k, v in call.body.items() if k not in _NOT_IN_KEY}
-        doc = {"surface": call.surface, "group": call.group, "method": call.method, "body": body}
+        body = {k: v for k, v in request.body.items() if k not in _NOT_IN_KEY}
+        doc = {"surface": request.surface, "group": request.group, "body": body}
         key = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
         return Plan(key=key, read=read, write=write, ttl=ttl)
 
-    async def lookup(self, plan: Plan, call: Call) -> Reply | StreamReply | None:
+    async def lookup(self, plan: Plan, request: Request) -> Reply | StreamReply | None:
         if not plan.read:
             return None
         try:
@@ -96,12 +83,14 @@ class ResponseCache:
         if body is None:
             return None
         headers = {HEADER: "hit"}
-        if not call.stream:
+        if not request.stream:
             return Reply(200, body, headers)
-        return StreamReply(stream_events(call.surface, body, call.include_usage), _empty(), headers)
+        return StreamReply(stream_events(request.surface, body, request.include_usage), _empty(), headers,
+                           ended_ok=True)
 
-    async def keep(self, plan: Plan, call: Call, result: Reply | StreamReply) -> Reply | StreamReply:
-        """Mark the answer a miss and store it (a stream: once it has ended cleanly)."""
+    async def keep(self, plan: Plan, request: Request, trace: Trace,
+                   result: Reply | StreamReply) -> Reply | StreamReply:
+        """Mark the answer a miss and store it (a stream: once the client has received all of it)."""
         result.headers[HEADER] = "miss"
         if not plan.write:
             return result
@@ -109,9 +98,12 @@ class ResponseCache:
             if result.status == 200:
                 await self._store(plan, result.body)
             return result
-        return StreamReply(result.first, self._tee(plan, call, result), result.headers, end=result.end)
+        kept = StreamReply(result.first, _empty(), result.headers, end=result.end)
+        kept.rest = self._tee(plan, request, trace, result, kept)
+        return kept
 
-    async def _tee(self, plan: Plan, call: Call, reply: StreamReply) -> AsyncIterator[bytes]:
+    async def _tee(self, plan: Plan, request: Request, trace: Trace, reply: StreamReply,
+                   kept: StreamReply) -> AsyncIterator[bytes]:
         seen = list(reply.first)
         try:
             async for chunk in reply.rest:
@@ -119,8 +111,10 @@ class ResponseCache:
                 yield chunk
         finally:
             await reply.rest.aclose()  # type: ignore[attr-defined]
-        if call.outcome == "ok":
-            body = assemble(call.surface, seen, call.usage)
+        await reply.end()  # a no-op when `rest` ended it; then `ended_ok` says how the stream ended
+        kept.ended_ok = reply.ended_ok
+        if reply.ended_ok:
+            body = assemble(request.surface, seen, trace.usage)
             if body is not None:
                 await self._store(plan, body)
 
@@ -139,12 +133,32 @@ class ResponseCache:
         await self.backend.close()
 
 
+class CachedHandler:
+    """The cache around the one handle seam: a hit is answered before any key is leased (it spends no quota)."""
+
+    def __init__(self, inner: Handler, cache: ResponseCache) -> None:
+        self.inner = inner
+        self.cache = cache
+
+    async def __call__(self, request: Request, trace: Trace) -> Reply | StreamReply:
+        plan = self.cache.plan(request)
+        if plan is None:
+            return await self.inner(request, trace)
+        hit = await self.cache.lookup(plan, request)
+        if hit is not None:
+            trace.finish(200, "cache_hit")
+            return hit
+        result = await self.inner(request, trace)
+        return await self.cache.keep(plan, request, trace, result)
+
+
 async def _empty() -> AsyncIterator[bytes]:
     return
     yield  # pragma: no cover - makes this an async generator
 
 
 def make_cache(settings: CacheSettings | None, clock: Clock) -> ResponseCache | None:
+    """Call from the running loop: a Redis client belongs to the loop it was made in."""
     if settings is None:
         return None
     if settings.type == "redis" and settings.redis is not None:

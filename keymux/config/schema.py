@@ -40,6 +40,7 @@ class DeploymentConfig:
     weight: float = 1.0
     order: int | None = None  # lower first; None = no preference
     timeout: float | None = None  # per-attempt seconds; None = router timeout
+    stream_timeout: float | None = None  # streams: the longest silence; None = `timeout`
     max_retries: int | None = None
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None

@@ -12,10 +12,10 @@ from keymux.errors import BadRequest
 from keymux.exchange.base import Exchange, StreamTranslator, Usage
 from keymux.exchange.gemini_gemini import GeminiPassthrough
 from keymux.exchange.gemini_openai import GeminiToOpenAI
-from keymux.exchange.openai_gemini import OpenAIToGemini
+from keymux.exchange.openai_gemini import OpenAIToGemini, StreamBroken
 from keymux.exchange.openai_openai import OpenAIPassthrough
 
-__all__ = ["Exchange", "StreamTranslator", "Usage", "make_exchange"]
+__all__ = ["Exchange", "StreamBroken", "StreamTranslator", "Usage", "make_exchange"]
 
 
 def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: bytes, model: str,

@@ -1,7 +1,7 @@
 """Usage ledger: one row per client request (what it cost, which keys it tried), in SQLite or PostgreSQL.
 
     open_ledger(config) -> Ledger       store chosen by general_settings.database_url
-    Row.from_call(call, cost)           what the relay observer appends
+    Row.from_trace(trace, cost)         what the pipeline observer (ledger/recorder.py) appends
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One ledger row: what one client request did and cost. Built from the relay's `Call` when it ends."""
+"""One ledger row: what one client request did and cost. Built from the request's finished `Trace`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import orjson
 
 from keymux.ids import new_id
 from keymux.pricing import Cost
-from keymux.relay import Call
+from keymux.request import Trace
 
 COLUMNS = ("id", "at", "sec", "request_id", "surface", "client", "grp", "key", "upstream_model", "status",
            "outcome", "attempts", "n_attempts", "prompt_tokens", "completion_tokens", "reasoning_tokens",
@@ -43,18 +43,15 @@ class Row(NamedTuple):
     queue_wait: float = 0.0  # seconds spent queued for a key (migration 2)
 
     @classmethod
-    def from_call(cls, call: Call, cost: Cost, scrub: Any = None) -> Row:
-        u = call.usage
-        detail = call.detail[:DETAIL_MAX]
-        if scrub is not None and detail:
-            detail = scrub(detail)
-        return cls(id=new_id(), at=call.at, request_id=call.request_id, surface=call.surface,
-                   client=call.client, group=call.group, key=call.key, upstream_model=call.upstream_model,
-                   status=call.status, outcome=call.outcome, attempts=tuple(call.attempts),
+    def from_trace(cls, trace: Trace, cost: Cost) -> Row:
+        r, u = trace.request, trace.usage
+        return cls(id=new_id(), at=trace.at, request_id=r.request_id, surface=r.surface,
+                   client=r.client, group=r.group, key=trace.key, upstream_model=trace.upstream_model,
+                   status=trace.status, outcome=trace.outcome, attempts=tuple(trace.attempts),
                    prompt_tokens=u.prompt if u else 0, completion_tokens=u.completion if u else 0,
                    reasoning_tokens=u.reasoning if u else 0, total_tokens=u.total if u else 0,
-                   cost=cost.cost, value=cost.value, free_tier=cost.free, latency=call.latency, ttfb=call.ttfb,
-                   stream=call.stream, detail=detail, queue_wait=call.queue_wait)
+                   cost=cost.cost, value=cost.value, free_tier=cost.free, latency=trace.latency, ttfb=trace.ttfb,
+                   stream=r.stream, detail=trace.detail[:DETAIL_MAX], queue_wait=trace.queue_wait)
 
     def values(self) -> tuple[Any, ...]:
         return (self.id, self.at, int(self.at), self.request_id, self.surface, self.client, self.group, self.key,

@@ -14,7 +14,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from keymux.clock import Clock, Timer
 from keymux.config.schema import RouterSettings
@@ -22,7 +22,7 @@ from keymux.errors import NoCapacity
 from keymux.pool.deployment import Deployment
 from keymux.pool.limits import next_pacific_midnight
 from keymux.pool.store import Blocked, Park, Reservation, State, StateStore
-from keymux.pool.strategies import Strategy, apply_order, make_strategy
+from keymux.pool.strategies import Strategy, apply_order
 from keymux.providers.base import Outcome, Verdict
 
 log = logging.getLogger("keymux.pool")
@@ -75,36 +75,56 @@ def _fmt_clock(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S UTC")
 
 
+class PoolConfig(Protocol):
+    """What the pool reads of the live config snapshot (keymux/live.py), once per call."""
+
+    @property
+    def groups(self) -> dict[str, list[Deployment]]: ...
+    @property
+    def router(self) -> RouterSettings: ...
+    @property
+    def strategy(self) -> Strategy: ...
+    def providers(self, group: str) -> frozenset[str]: ...
+    def ordered(self, group: str) -> bool: ...
+
+
+class LiveConfig(Protocol):
+    @property
+    def snapshot(self) -> PoolConfig: ...
+
+
 class Pool:
-    def __init__(self, groups: dict[str, list[Deployment]], settings: RouterSettings,
-                 store: StateStore, clock: Clock) -> None:
-        self.groups = groups
-        self.settings = settings
+    def __init__(self, live: LiveConfig, store: StateStore, clock: Clock) -> None:
+        self.live = live
         self.store = store
         self.clock = clock
-        self.strategy: Strategy = make_strategy(settings.routing_strategy, clock)
         self._waiters: list[_Waiter] = []
-        self._providers: dict[str, frozenset[str]] = {}
-        self._ordered: dict[str, bool] = {}
         self._drain_timer: Timer | None = None
         self._draining = False
         self._redrain = False
         self.wait_observers: list[Callable[[float], None]] = []  # seconds each queued request waited
 
-    def set_groups(self, groups: dict[str, list[Deployment]]) -> None:
-        """Swap the group map (reload, keys added or removed at run time). Leases in flight keep their
-        deployment; state lives in the store by scope / deployment id / fingerprint, so it carries over."""
-        self.groups = groups
-        self._providers.clear()
-        self._ordered.clear()
+    # The snapshot in force: a reload swaps it (keymux/live.py). Leases in flight keep their deployment;
+    # state lives in the store by scope / deployment id / fingerprint, so it carries over.
+    @property
+    def groups(self) -> dict[str, list[Deployment]]:
+        return self.live.snapshot.groups
+
+    @property
+    def settings(self) -> RouterSettings:
+        return self.live.snapshot.router
+
+    @property
+    def strategy(self) -> Strategy:
+        return self.live.snapshot.strategy
+
+    def swapped(self, _: object = None) -> None:
+        """A new snapshot is in force: the queue may fit keys that were added."""
         self._kick()
 
     def providers(self, group: str) -> frozenset[str]:
         """The upstream APIs a group's deployments speak (usually one)."""
-        found = self._providers.get(group)
-        if found is None:
-            found = self._providers[group] = frozenset(d.cfg.provider for d in self.groups.get(group, ()))
-        return found
+        return self.live.snapshot.providers(group)
 
     def wake(self) -> None:
         """Capacity may have freed elsewhere (another replica): offer it to the queue."""
@@ -192,11 +212,9 @@ class Pool:
         return self._lease(reservation, self.clock.time())
 
     def _rank(self, group: str, cands: list[Deployment]) -> list[Deployment]:
-        ranked = self.strategy.rank(group, cands)
-        ordered = self._ordered.get(group)
-        if ordered is None:  # does any deployment of the group set `order`? (per group map, see set_groups)
-            ordered = self._ordered[group] = any(d.cfg.order is not None for d in self.groups.get(group, ()))
-        return apply_order(ranked) if ordered else ranked
+        snapshot = self.live.snapshot
+        ranked = snapshot.strategy.rank(group, cands)
+        return apply_order(ranked) if snapshot.ordered(group) else ranked
 
     def _lease(self, reservation: Reservation, now: float) -> Lease:
         d = reservation.deployment

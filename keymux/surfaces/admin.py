@@ -10,20 +10,24 @@ import ipaddress
 import math
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
+from keymux.clock import Clock
+from keymux.config.schema import Config
 from keymux.errors import BadRequest, ConfigRejected, Forbidden, NotFound, Unauthorized, Unavailable
-from keymux.ledger import LedgerUnavailable
+from keymux.ledger import Ledger, LedgerUnavailable
 from keymux.ledger.sql import BUCKETS, DIMENSIONS, LATENCY_NAMES
+from keymux.live import Live
+from keymux.metrics import Metrics
+from keymux.pool import Pool
+from keymux.pool.deployment import Deployment
 from keymux.pool.limits import pacific_day_start
-from keymux.surfaces.common import JSON, check_auth, gateway, read_json
-
-if TYPE_CHECKING:
-    from keymux.app import Gateway
-    from keymux.pool.deployment import Deployment
+from keymux.reload import Changes
+from keymux.surfaces.common import JSON, check_auth, read_json
 
 DEFAULT_WINDOW = 24 * 3600.0
 METRICS = ("outcomes", "latency")  # /admin/usage?metrics=: extra columns beside the sums
@@ -34,6 +38,28 @@ _LIMITS = (("rpm", "rpm", "rpm_used"), ("tpm", "tpm", "tpm_used"), ("rpd", "rpd"
            ("tpd", "tpd", "tpd_used"), ("max_parallel_requests", "max_parallel", "in_flight"))
 
 
+
+
+@dataclass(frozen=True)
+class Operator:
+    """What the admin API and /metrics work on."""
+
+    live: Live
+    pool: Pool
+    ledger: Ledger
+    changes: Changes  # reload, keys added or removed at run time
+    metrics: Metrics
+    clock: Clock
+
+    @property
+    def config(self) -> Config:
+        return self.live.snapshot.config
+
+    def group_names(self) -> tuple[str, ...]:
+        return self.live.snapshot.names
+
+
+ADMIN = web.AppKey("keymux.admin", Operator)
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:
@@ -47,8 +73,8 @@ def _loopback(request: web.Request) -> bool:
         return False
 
 
-def _admin(request: web.Request) -> Gateway:
-    gw: Gateway = gateway(request)
+def _admin(request: web.Request) -> Operator:
+    gw = request.app[ADMIN]
     if gw.config.master_key is None:
         if not _loopback(request):
             raise Forbidden("the admin API needs general_settings.master_key when reached from another machine")
@@ -87,7 +113,7 @@ async def _ledger_call(coro: Any) -> Any:
 
 
 # -- keys --------------------------------------------------------------------------------------
-def _unique(gw: Gateway) -> list[tuple[Deployment, list[str]]]:
+def _unique(gw: Operator) -> list[tuple[Deployment, list[str]]]:
     """Each deployment once, with the groups (not the model-id aliases) it serves."""
     out: dict[str, tuple[Deployment, list[str]]] = {}
     for name in gw.group_names():
@@ -108,9 +134,9 @@ def _limits(d: Deployment, view: Any) -> dict[str, Any]:
     return out
 
 
-def keys_doc(gw: Gateway, today: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
+def keys_doc(gw: Operator, today: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
     now = gw.clock.time()
-    runtime = {d.fingerprint for d in gw.live.runtime}
+    runtime = {d.fingerprint for d in gw.live.snapshot.runtime}
     keys: dict[str, dict[str, Any]] = {}
     for d, groups in _unique(gw):
         cfg = d.cfg
@@ -146,7 +172,7 @@ async def list_keys(request: web.Request) -> web.Response:
     return _json({"object": "list", "data": keys_doc(gw, today), "ledger_error": error})
 
 
-def _known(gw: Gateway, fp: str) -> None:
+def _known(gw: Operator, fp: str) -> None:
     if not gw.pool.deployments_of(fp):
         raise NotFound(f"no key {fp}")
 
@@ -154,7 +180,7 @@ def _known(gw: Gateway, fp: str) -> None:
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def _key_action(act: Callable[[Gateway, str], Awaitable[None]], answer: dict[str, Any]) -> Handler:
+def _key_action(act: Callable[[Operator, str], Awaitable[None]], answer: dict[str, Any]) -> Handler:
     """POST /admin/keys/{fingerprint}/<verb>: act on a known key, answer what it is now."""
 
     async def handler(request: web.Request) -> web.Response:
@@ -175,7 +201,7 @@ reset_key = _key_action(lambda gw, fp: gw.pool.reset_key(fp), {"reset": True})
 async def add_key(request: web.Request) -> web.Response:
     gw = _admin(request)
     body, _ = await read_json(request, 64 * 1024)
-    d = await gw.live.add_key(body)
+    d = await gw.changes.add_key(body)
     return _json({"key": d.fingerprint, "group": d.group, "deployment": d.id, "provider": d.provider,
                   "model": d.model}, status=201)
 
@@ -183,7 +209,7 @@ async def add_key(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     gw = _admin(request)
     fp = request.match_info["fingerprint"]
-    gone = await gw.live.remove_key(fp)
+    gone = await gw.changes.remove_key(fp)
     return _json({"key": fp, "removed": [d.id for d in gone]})
 
 
@@ -236,14 +262,14 @@ async def requests(request: web.Request) -> web.Response:
 
 async def reload(request: web.Request) -> web.Response:
     gw = _admin(request)
-    outcome = await gw.live.reload()
+    outcome = await gw.changes.reload()
     if not outcome.ok:
         raise ConfigRejected(outcome.message)
     return _json({"ok": True, "message": outcome.message, "changes": outcome.changes})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    gw: Gateway = gateway(request)
+    gw = request.app[ADMIN]
     if gw.config.metrics_auth and gw.config.master_key is not None:
         try:
             check_auth(request, gw.config.master_key)

@@ -1,9 +1,15 @@
-"""What every client surface needs: reading a JSON body safely, gateway auth, error shapes."""
+"""What every client surface needs: its narrow context, reading a JSON body safely, gateway auth, error shapes.
+
+Each surface renders keymux's own errors (keymux/errors.py) in its API's shape; it registers that renderer
+for its path prefixes (`ERROR_SHAPES`), and the app's error middleware picks by path.
+"""
 
 from __future__ import annotations
 
 import hmac
 import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,14 +25,44 @@ from keymux.errors import (
 )
 from keymux.exchange.shapes import gemini_error, openai_error
 from keymux.ids import new_id
+from keymux.live import Live
+from keymux.request import Reply, Request, StreamReply
 
 JSON = "application/json"
-GATEWAY: web.AppKey[Any] = web.AppKey("keymux")  # the app's Gateway (typed Any: app.py imports the surfaces)
+MAX_JSON_DEPTH = 64  # deeper nesting is refused with a 400 (JSON schemas in real tools stay far below)
 _REQUEST_ID = web.RequestKey("keymux_request_id", str)
 
+Renderer = Callable[[KeymuxError], web.Response]
+ERROR_SHAPES = web.AppKey("keymux.error_shapes", list)  # [(path prefix, renderer)], longest prefix first
 
-def gateway(request: web.Request) -> Any:
-    return request.app[GATEWAY]
+
+@dataclass(frozen=True)
+class ClientAPI:
+    """What a client API surface needs: the live config, the pipeline's entry, when keymux started."""
+
+    live: Live
+    handle: Callable[[Request], Awaitable[Reply | StreamReply]]
+    started: float
+
+    @property
+    def max_request_bytes(self) -> int:
+        return self.live.snapshot.config.max_request_bytes
+
+
+CLIENT_API = web.AppKey("keymux.client_api", ClientAPI)
+
+
+def add_error_shape(app: web.Application, prefix: str, render: Renderer) -> None:
+    shapes = app.setdefault(ERROR_SHAPES, [])
+    shapes.append((prefix, render))
+    shapes.sort(key=lambda pr: -len(pr[0]))
+
+
+def render_error(request: web.Request, err: KeymuxError) -> web.Response:
+    for prefix, render in request.app.get(ERROR_SHAPES, ()):
+        if request.path.startswith(prefix):
+            return render(err)
+    return openai_error_response(err)
 
 
 def request_id(request: web.Request) -> str:
@@ -57,7 +93,8 @@ def check_auth(request: web.Request, master_key: str | None) -> str:
     if given is None:
         raise Unauthorized("missing gateway key: send it as 'Authorization: Bearer <key>', 'x-api-key', "
                            "'x-goog-api-key' or '?key='")
-    if not hmac.compare_digest(given.encode(), master_key.encode()):
+    # A header with odd bytes arrives with surrogates in it: compare it as bytes, never raise.
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), master_key.encode()):
         raise Unauthorized("invalid gateway key")
     return "master"
 
@@ -83,7 +120,24 @@ async def read_json(request: web.Request, max_bytes: int) -> tuple[dict[str, Any
         raise BadRequest(f"request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise BadRequest(f"request body must be a JSON object, got {type(body).__name__}")
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     return body, raw
+
+
+def _depth(doc: Any) -> int:
+    """How deeply objects and arrays nest (iteratively: a hostile body cannot exhaust the stack)."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(doc, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+        children = node.values() if isinstance(node, dict) else node
+        todo.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
 
 
 def _retry_headers(err: KeymuxError) -> dict[str, str]:

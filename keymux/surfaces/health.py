@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiohttp import web
 
+from keymux.clock import Clock
+from keymux.config.schema import Config
+from keymux.live import Live
+from keymux.pool import Pool
 from keymux.pool.store import State
-from keymux.surfaces.common import JSON, check_auth, gateway
+from keymux.surfaces.common import JSON, check_auth
 
-if TYPE_CHECKING:
-    from keymux.app import Gateway
+
+@dataclass(frozen=True)
+class HealthView:
+    """What the health endpoints read: the live config, the pool's key state, where that state lives."""
+
+    live: Live
+    pool: Pool
+    clock: Clock
+    store_status: Callable[[], str]  # memory | redis | redis (degraded: local) | redis (unavailable: refusing)
+
+    @property
+    def config(self) -> Config:
+        return self.live.snapshot.config
+
+    @property
+    def state_store(self) -> str:
+        return self.store_status()
+
+    def group_names(self) -> tuple[str, ...]:
+        return self.live.snapshot.names
+
+
+HEALTH = web.AppKey("keymux.health", HealthView)
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:
@@ -23,14 +50,14 @@ async def liveness(request: web.Request) -> web.Response:
 
 
 async def readiness(request: web.Request) -> web.Response:
-    gw: Gateway = gateway(request)
+    gw = request.app[HEALTH]
     store = gw.state_store
     refusing = "refusing" in store  # Redis down with redis_fail_closed: this replica cannot admit anything
     return _json({"status": "not ready" if refusing else "ready", "groups": len(gw.group_names()),
                   "deployments": len(gw.config.deployments), "state_store": store}, 503 if refusing else 200)
 
 
-def group_summary(gw: Gateway, now: float) -> dict[str, Any]:
+def group_summary(gw: HealthView, now: float) -> dict[str, Any]:
     groups: dict[str, Any] = {}
     for name in gw.group_names():
         counts = {s.value: 0 for s in State}
@@ -51,7 +78,7 @@ def group_summary(gw: Gateway, now: float) -> dict[str, Any]:
 
 
 async def health(request: web.Request) -> web.Response:
-    gw: Gateway = gateway(request)
+    gw = request.app[HEALTH]
     check_auth(request, gw.config.master_key)
     now = gw.clock.time()
     await gw.pool.store.refresh([d for name in gw.group_names() for d in gw.pool.groups[name]], now)

@@ -145,7 +145,7 @@ async def test_removing_a_key_does_not_break_its_request_in_flight(ops_stack: Op
     assert status == 200
     answer = await pending
     assert answer.choices[0].message.content
-    assert stack.gateway.resolve("chat") is None
+    assert stack.gateway.live.snapshot.resolve("chat") is None
 
 
 async def test_usage_and_requests(ops_stack: OpsFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -48,7 +48,7 @@ async def test_reload_keeps_state_and_counters_of_unchanged_keys(ops_stack: OpsF
     k1 = next(d for d in gw.pool.groups["chat"] if d.fingerprint == FP["k1"])
     assert k1 is not before[FP["k1"]] and k1.limits.rpm == 5 and k1.served == served[FP["k1"]]
     assert gw.pool.store.view(k1, now).rpm_used == used[FP["k1"]]
-    assert gw.resolve("gemini-2.5-flash") == "gemini-2.5-flash"  # model-id aliases rebuilt too
+    assert gw.live.snapshot.resolve("gemini-2.5-flash") == "gemini-2.5-flash"  # model-id aliases rebuilt too
     assert len(await gw.ledger.recent(10, 1e18)) == 3
 
 
@@ -71,7 +71,7 @@ async def test_a_broken_config_is_rejected_and_the_old_one_stays(ops_stack: OpsF
 async def test_watch_reloads_when_the_file_changes(ops_stack: OpsFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     stack = await ops_stack(doc(tmp_path), KEYS)
     gw = stack.gateway
-    gw.live.watch(interval=0.01)
+    gw.changes.watch(interval=0.01)
     stack.write(doc(tmp_path, keys=("k1", "k2", "k3")))
     st = os.stat(stack.path)
     os.utime(stack.path, (st.st_atime, st.st_mtime + 5))
@@ -79,5 +79,5 @@ async def test_watch_reloads_when_the_file_changes(ops_stack: OpsFactory, tmp_pa
         await asyncio.sleep(0.005)
         if len(gw.pool.groups["chat"]) == 3:
             break
-    assert len(gw.pool.groups["chat"]) == 3 and gw.live.last_reload["ok"]
-    await gw.live.stop()
+    assert len(gw.pool.groups["chat"]) == 3 and gw.changes.last_reload["ok"]
+    await gw.changes.stop()

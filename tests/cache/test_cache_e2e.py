@@ -16,8 +16,8 @@ from keymux.app import create_app
 from keymux.clock import FakeClock
 from keymux.config.load import parse_config
 from keymux.emulator import EmuKey, GeminiEmulator
-from keymux.relay import Call
-from keymux.surfaces.common import GATEWAY
+from keymux.request import Trace
+from keymux.app import GATEWAY
 
 from ..redis_service import NO_REDIS, redis_up
 
@@ -29,8 +29,8 @@ MSG = [{"role": "user", "content": "hi"}]
 class Gw:
     def __init__(self, server: TestServer, clock: FakeClock, gemini: GeminiEmulator) -> None:
         self.server, self.clock, self.gemini = server, clock, gemini
-        self.calls: list[Call] = []
-        server.app[GATEWAY].relay.observers.append(self.calls.append)
+        self.calls: list[Trace] = []
+        server.app[GATEWAY].observers.append(self.calls.append)
 
     @property
     def base(self) -> str:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import orjson
 
-from keymux.attempt import Reply
-from keymux.cache import LocalCache, ResponseCache, strip_controls
+from keymux.cache import LocalCache, ResponseCache
 from keymux.cache.replay import assemble, stream_events
 from keymux.clock import FakeClock
 from keymux.config.schema import CacheSettings
 from keymux.exchange import Usage
-from keymux.relay import Call
+from keymux.request import Reply, Request, Trace
+from keymux.surfaces.openai import cache_controls
 
 
-def call(body: dict, group: str = "chat", **kw: object) -> Call:
-    return Call(surface="openai", group=group, model="chat", body=body, raw=orjson.dumps(body),
-                stream=bool(body.get("stream")), request_id="r", **kw)  # type: ignore[arg-type]
+def call(body: dict, group: str = "chat", **kw: object) -> Request:
+    body, controls = cache_controls(body)
+    return Request(surface="openai", operation="chat", group=group, model="chat", body=body, raw=orjson.dumps(body),
+                   stream=bool(body.get("stream")), request_id="r", controls=controls, **kw)  # type: ignore[arg-type]
 
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -43,26 +44,25 @@ async def test_local_cache_entries_expire_by_the_clock() -> None:
 def test_the_key_ignores_user_stream_and_stream_options_but_not_generation_params() -> None:
     cache = ResponseCache(CacheSettings(), LocalCache(), FakeClock())
     base = {"model": "chat", "messages": MSG, "temperature": 0.7}
-    key = cache.plan(call(base), {})
+    key = cache.plan(call(base))
     assert key is not None
     same = [{**base, "user": "u1"}, {**base, "stream": True, "stream_options": {"include_usage": True}},
             dict(reversed(list(base.items())))]
-    assert all(cache.plan(call(b), {}).key == key.key for b in same)  # type: ignore[union-attr]
+    assert all(cache.plan(call(b)).key == key.key for b in same)  # type: ignore[union-attr]
     other = [{**base, "temperature": 0.2}, {**base, "tools": [{"type": "function", "function": {"name": "f"}}]},
              {**base, "messages": [{"role": "user", "content": "hello"}]}]
-    assert all(cache.plan(call(b), {}).key != key.key for b in other)  # type: ignore[union-attr]
-    assert cache.plan(call(base, group="other"), {}).key != key.key  # type: ignore[union-attr]
-    assert cache.plan(call(base, metered=False), {}) is None
+    assert all(cache.plan(call(b)).key != key.key for b in other)  # type: ignore[union-attr]
+    assert cache.plan(call(base, group="other")).key != key.key  # type: ignore[union-attr]
+    assert cache.plan(call(base, metered=False)) is None
 
 
 def test_per_request_controls_are_taken_out_of_the_body() -> None:
     c = call({"model": "chat", "messages": MSG, "cache": {"no-cache": True, "no-store": True, "ttl": 5}})
-    controls = strip_controls(c)
     assert "cache" not in c.body and b'"cache"' not in c.raw
-    plan = ResponseCache(CacheSettings(ttl=600), LocalCache(), FakeClock()).plan(c, controls)
+    plan = ResponseCache(CacheSettings(ttl=600), LocalCache(), FakeClock()).plan(c)
     assert plan is not None and (plan.read, plan.write, plan.ttl) == (False, False, 5.0)
     header = call({"model": "chat", "messages": MSG}, cache_control="no-store")
-    plan = ResponseCache(CacheSettings(), LocalCache(), FakeClock()).plan(header, {})
+    plan = ResponseCache(CacheSettings(), LocalCache(), FakeClock()).plan(header)
     assert plan is not None and (plan.read, plan.write) == (True, False)
 
 
@@ -70,9 +70,9 @@ async def test_errors_are_never_stored() -> None:
     clock = FakeClock()
     cache = ResponseCache(CacheSettings(), LocalCache(), clock)
     c = call({"model": "chat", "messages": MSG})
-    plan = cache.plan(c, {})
+    plan = cache.plan(c)
     assert plan is not None
-    reply = await cache.keep(plan, c, Reply(400, b'{"error": {}}'))
+    reply = await cache.keep(plan, c, Trace(c, clock.time()), Reply(400, b'{"error": {}}'))
     assert reply.headers["x-keymux-cache"] == "miss"
     assert await cache.lookup(plan, c) is None
 

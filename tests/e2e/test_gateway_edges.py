@@ -164,24 +164,23 @@ async def test_no_raw_key_in_responses_or_logs(make_stack: StackFactory, caplog:
 async def test_a_stream_closed_before_it_ran_still_frees_its_key_and_is_recorded(make_stack: StackFactory) -> None:
     """The client can leave between the first upstream event and the first write: the stream's generator is
     then closed without ever running, and only StreamReply.end() lets go of the key and reports the request."""
-    from keymux.attempt import StreamReply
-    from keymux.relay import Call
+    from keymux.request import Request, StreamReply, Trace
 
     stack = await make_stack({"model_list": gemini_group("chat", ["k1"], max_parallel_requests=1)},
                              gemini_keys={"k1": EmuKey()})
-    finished: list[Call] = []
-    stack.gateway.relay.observers.append(finished.append)
+    finished: list[Trace] = []
+    stack.gateway.observers.append(finished.append)
     body = {**CHAT, "stream": True}
-    call = Call(surface="openai", group="chat", model="chat", body=body, raw=orjson.dumps(body), stream=True,
-                request_id="left-early")
-    reply = await stack.gateway.relay.handle(call)
+    call = Request(surface="openai", operation="chat", group="chat", model="chat", body=body, raw=orjson.dumps(body),
+                   stream=True, request_id="left-early")
+    reply = await stack.gateway.handle(call)
     assert isinstance(reply, StreamReply)
     deployment = stack.gateway.pool.groups["chat"][0]
     assert deployment.in_flight == 1
     await reply.rest.aclose()  # never started: runs no finally
     await reply.end()
     await reply.end()  # idempotent
-    assert deployment.in_flight == 0 and [c.request_id for c in finished] == ["left-early"]
+    assert deployment.in_flight == 0 and [t.request.request_id for t in finished] == ["left-early"]
     status, _, _ = await _post(stack, "/v1/chat/completions", body=CHAT)
     assert status == 200  # max_parallel_requests=1: the key was really freed
 

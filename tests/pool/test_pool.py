@@ -13,6 +13,7 @@ from keymux.clock import FakeClock
 from keymux.config.schema import Config, DeploymentConfig, Limits, RouterSettings
 from keymux.errors import NoCapacity
 from keymux.fingerprint import fingerprint
+from keymux.live import Live, build_snapshot
 from keymux.pool import Pool
 from keymux.pool.deployment import build_deployments
 from keymux.pool.memory import MemoryStore
@@ -32,7 +33,7 @@ def dep(key: str, group: str = "chat", model: str = "gemini-2.5-pro", project: s
 def make_pool(*deps: DeploymentConfig, strategy: str = "round-robin", **router: object) -> tuple[Pool, FakeClock]:
     clock = FakeClock(T0)
     config = Config(deployments=deps, router=RouterSettings(routing_strategy=strategy, **router))  # type: ignore[arg-type]
-    return Pool(build_deployments(config), config.router, MemoryStore(), clock), clock
+    return Pool(Live(build_snapshot(config, clock)), MemoryStore(), clock), clock
 
 
 async def settle_loop() -> None:

@@ -21,6 +21,7 @@ from keymux.config.schema import (
 )
 from keymux.errors import NoCapacity
 from keymux.fingerprint import fingerprint
+from keymux.live import Live, build_snapshot
 from keymux.pool import Pool
 from keymux.pool.deployment import Deployment, build_deployments
 from keymux.pool.limits import next_pacific_midnight
@@ -70,7 +71,7 @@ async def make_pool(new_store: StoreFactory, *deps: DeploymentConfig, strategy: 
                     **router: object) -> tuple[Pool, FakeClock]:
     clock = FakeClock(T0)
     config = Config(deployments=deps, router=RouterSettings(routing_strategy=strategy, **router))  # type: ignore[arg-type]
-    return Pool(build_deployments(config), config.router, await new_store(), clock), clock
+    return Pool(Live(build_snapshot(config, clock)), await new_store(), clock), clock
 
 
 async def view(pool: Pool, d: Deployment, now: float) -> ScopeView:

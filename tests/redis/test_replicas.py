@@ -18,6 +18,7 @@ from keymux.config.schema import (
 )
 from keymux.emulator import EmuKey
 from keymux.fingerprint import fingerprint
+from keymux.live import Live, build_snapshot
 from keymux.pool import Pool
 from keymux.pool.deployment import build_deployments
 from keymux.pool.failover import SharedStore
@@ -104,7 +105,7 @@ def _pools(namespace: str, n: int, **limits: int) -> tuple[list[Pool], list[Shar
                            fingerprint=fingerprint("k1"), limits=Limits(**limits))
     config = Config(deployments=(cfg,), router=RouterSettings(routing_strategy="simple-shuffle"))
     stores = [SharedStore(RedisSettings(host=REDIS_HOST, namespace=namespace)) for _ in range(n)]
-    pools = [Pool(build_deployments(config), config.router, s, clock) for s in stores]
+    pools = [Pool(Live(build_snapshot(config, clock)), s, clock) for s in stores]
     return pools, stores, clock
 
 
