@@ -22,8 +22,11 @@ __all__ = ["Answer", "MemoryTransport", "Sent", "Transport", "UpstreamAnswer", "
 class UpstreamAnswer(Protocol):
     """An answer whose status and headers are in; the body is read with `read`, `readany` or `iter_any`."""
 
-    status: int
-    headers: Mapping[str, str]
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
     async def read(self) -> bytes: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from keymux.config.schema import DeploymentConfig
@@ -16,11 +17,9 @@ log = logging.getLogger("keymux.ledger")
 
 
 class RowObserver(Protocol):
-    def observe(self, row: Row, model_of: ModelOf) -> None: ...
+    """Metrics: told each row, with a way to find the upstream model a (group, key fingerprint) serves."""
 
-
-class ModelOf(Protocol):
-    def __call__(self, group: str, fingerprint: str) -> str: ...
+    def observe(self, row: Row, model_of: Callable[[str, str], str]) -> None: ...
 
 
 class Recorder:

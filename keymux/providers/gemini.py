@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from keymux.pool.limits import next_pacific_midnight
+from keymux.pacific import next_pacific_midnight
 from keymux.providers.base import Outcome, Verdict
 from keymux.providers.durations import parse_go_duration, retry_in_message
 
