@@ -121,7 +121,9 @@ class Relay:
                 continue
             tokens = next(iter(exchanges.values())).estimated_tokens
             failed_keys: list[str] = []
-            for _ in range(1 + router.num_retries):
+            left = 1 + router.num_retries  # attempts this group may still make
+            while left > 0:
+                left -= 1
                 asked = self.clock.time()
                 try:
                     lease = await self.pool.acquire(group, tokens, exclude=failed_keys, metered=call.metered,
@@ -133,9 +135,12 @@ class Relay:
                 call.queue_wait += self.clock.time() - asked
                 dep = lease.deployment
                 ex = exchanges[dep.cfg.provider]
+                timeout = dep.cfg.timeout or router.timeout
+                if call.stream and dep.cfg.stream_timeout:
+                    timeout = dep.cfg.stream_timeout  # a stream's longest silence
                 try:
-                    result = await attempt(self.client, ex, lease, stream=call.stream,
-                                           timeout=dep.cfg.timeout or router.timeout, now=self.clock.time,
+                    result = await attempt(self.client, ex, lease, stream=call.stream, timeout=timeout,
+                                           now=self.clock.time,
                                            on_done=lambda v, u, d=dep: self._done(call, d.fingerprint, v, u, d.model))
                 except BaseException:  # cancelled, or a bug: the key is not to blame, but it must be freed
                     await lease.release(_ABANDONED)  # a no-op if attempt() already released it
@@ -159,6 +164,8 @@ class Relay:
                     return Reply(result.status, ex.error(result.status, _scrub(result.raw, dep.cfg.api_key,
                                                                                dep.fingerprint), result.verdict))
                 failed_keys.append(dep.fingerprint)
+                if dep.cfg.max_retries is not None:  # this deployment's own bound on what follows its failure
+                    left = min(left, dep.cfg.max_retries)
         raise self._give_up(call, failures, refusal)
 
     def _give_up(self, call: Call, failures: list[Failure], refusal: NoCapacity | None) -> Exception:

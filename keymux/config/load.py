@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from keymux.config.deployment import DEFAULT_BASE_ENV
 from keymux.config.fields import ConfigError, Fields, describe, join_path, show_name
 from keymux.config.litellm import Origin, parse_model_list
 from keymux.config.schema import Config, DeploymentConfig
@@ -210,11 +211,6 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
                   master_key=master_key, verbose=verbose, max_request_bytes=max_request_bytes, cache=cache,
                   database_url=database_url, metrics_auth=metrics_auth,
                   inactive=tuple(f.inactive), warnings=tuple(f.warnings), source=None)
-
-
-# Where deployments without an api_base go: the provider's public API, unless the environment
-# points elsewhere (an egress proxy, a regional mirror, or a local emulator in tests).
-DEFAULT_BASE_ENV = {"gemini": "KEYMUX_GEMINI_API_BASE", "openai": "KEYMUX_OPENAI_API_BASE"}
 
 
 def _default_bases(deployments: list[DeploymentConfig], env: Mapping[str, str]) -> tuple[DeploymentConfig, ...]:
