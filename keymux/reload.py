@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from keymux.config.deployment import from_admin, from_record, to_record
+from keymux.config.deployment import from_admin, from_record, no_effect, to_record
 from keymux.config.load import ConfigError, load_config
 from keymux.config.schema import Config, DeploymentConfig
 from keymux.errors import Conflict, NotFound, Unavailable
@@ -186,7 +186,10 @@ class Live:
             return gone
 
     def _new_deployment(self, spec: dict[str, Any]) -> DeploymentConfig:
-        return from_admin(spec, self.gw.config.deployments + self.runtime, os.environ)
+        d = from_admin(spec, self.gw.config.deployments + self.runtime, os.environ)
+        for text in no_effect(d, self.gw.config.router):
+            log.warning("key %s added at run time: %s", d.fingerprint, text)
+        return d
 
 
 def _diff(old: tuple[DeploymentConfig, ...], new: tuple[DeploymentConfig, ...]) -> dict[str, list[str]]:

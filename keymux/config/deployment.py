@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from keymux.config.fields import ConfigError, Fields
-from keymux.config.schema import DeploymentConfig, Limits
+from keymux.config.schema import DeploymentConfig, Limits, RouterSettings
 from keymux.errors import BadRequest, Conflict
 from keymux.fingerprint import fingerprint
 
@@ -162,6 +162,18 @@ def split_model(model: str, api_base: str | None, custom_provider: str | None) -
     return "", model
 
 
+def no_effect(d: DeploymentConfig, router: RouterSettings) -> list[str]:
+    """Fields accepted that this router will not act on, phrased for a warning."""
+    out = []
+    if d.weight != 1.0 and router.routing_strategy != "simple-shuffle":
+        out.append(f"weight {d.weight:g}: accepted, no effect with routing_strategy {router.routing_strategy} "
+                   "(only simple-shuffle weighs keys)")
+    if d.max_retries is not None and d.max_retries >= router.num_retries:
+        out.append(f"max_retries {d.max_retries}: accepted, no effect (it only lowers router_settings.num_retries, "
+                   f"which is {router.num_retries})")
+    return out
+
+
 # -- the admin API -------------------------------------------------------------------------------
 _ADMIN_IDENTITY = ("group", "api_key", "model", "provider")
 ADMIN_NAMES = frozenset(_ADMIN_IDENTITY) | {n for fld in FIELDS if fld.admin for n in fld.names}
@@ -251,4 +263,4 @@ def _value(d: DeploymentConfig, fld: Field) -> Any:
 
 
 __all__ = ["API_BASE", "ADMIN_NAMES", "DEFAULT_BASE_ENV", "FIELDS", "LIMITS", "SUPPORTED_PROVIDERS", "Field",
-           "from_admin", "from_record", "make", "names_in", "read_fields", "split_model", "to_record"]
+           "from_admin", "from_record", "make", "names_in", "no_effect", "read_fields", "split_model", "to_record"]

@@ -82,3 +82,12 @@ async def test_a_bad_field_is_a_400_naming_it(ops_stack: OpsFactory, tmp_path, f
     status, body = await stack.admin("POST", "/admin/keys", {"group": "chat", "api_key": "k3", field: value})
     assert status == 400 and body["error"]["param"] == field and body["error"]["type"] == "invalid_request_error"
     assert await stack.gateway.ledger.runtime_keys() == []
+
+
+async def test_a_field_the_router_ignores_is_warned_about_in_the_log(ops_stack: OpsFactory, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    stack = await ops_stack({"model_list": group("chat", ["k1"]), "router_settings": {"num_retries": 1},
+                             "general_settings": {"database_url": f"sqlite:///{tmp_path / 'rt.db'}"}}, KEYS)
+    status, _ = await stack.admin("POST", "/admin/keys", {"group": "chat", "api_key": "k3", "max_retries": 1})
+    assert status == 201
+    assert (f"key {fingerprint('k3')} added at run time: max_retries 1: accepted, no effect "
+            "(it only lowers router_settings.num_retries, which is 1)") in caplog.text

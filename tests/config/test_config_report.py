@@ -78,7 +78,9 @@ def test_report_shows_limits_buckets_api_base_extras_and_warnings():
     assert "  strategy           least-busy" in text
     assert "flash -> local" in text
     assert "not set: anyone who can reach keymux can spend these keys" in text
-    assert "Warnings (1)\n  - model_list[2].litellm_params.model: provider 'anthropic' is not supported yet" in text
+    assert "Warnings (2)\n  - model_list[2].litellm_params.model: provider 'anthropic' is not supported yet" in text
+    assert ("  - deployments flash/0#1, flash/0#2: weight 2: accepted, no effect with routing_strategy least-busy\n"
+            "    (only simple-shuffle weighs keys)") in text
 
 
 def test_long_warnings_wrap_within_100_columns():

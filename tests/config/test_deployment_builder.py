@@ -34,7 +34,7 @@ def attr_of(d: DeploymentConfig, name: str) -> Any:
 
 
 def from_yaml(name: str, value: Any) -> DeploymentConfig:
-    fld = next(f for f in FIELDS if f.name == name)
+    fld = next(f for f in FIELDS if name in f.names)
     entry: dict[str, Any] = {"model_name": "g", "litellm_params": {"model": MODEL, "api_key": KEY}}
     if PARAMS in fld.places:
         entry["litellm_params"][name] = value
@@ -114,8 +114,8 @@ def test_a_wrong_value_is_refused_alike_by_yaml_and_admin_with_its_path(name: st
 
 
 def test_num_retries_is_max_retries_on_every_road() -> None:
-    assert from_yaml("max_retries", 3).max_retries == 3
-    assert admin({"num_retries": 2}).max_retries == 2
+    assert from_yaml("num_retries", 1).max_retries == 1
+    assert admin({"num_retries": 1}).max_retries == 1
     assert admin({"num_retries": 2, "max_retries": 0}).max_retries == 0
 
 
@@ -150,3 +150,19 @@ def test_yaml_warns_about_a_litellm_field_keymux_does_not_act_on() -> None:
     assert config.warnings == ("model_list[0].litellm_params.api_version: LiteLLM setting not supported by keymux, "
                                "ignored",)
     assert config.deployments[0].stream_timeout == 5.0
+
+
+@pytest.mark.parametrize(("params", "router", "warning"), [
+    ({"weight": 3}, {"routing_strategy": "round-robin"},
+     "deployment g/0: weight 3: accepted, no effect with routing_strategy round-robin (only simple-shuffle weighs keys)"),
+    ({"max_retries": 2}, {"num_retries": 2},
+     "deployment g/0: max_retries 2: accepted, no effect (it only lowers router_settings.num_retries, which is 2)"),
+])
+def test_a_field_this_router_ignores_is_warned_about(params: dict[str, Any], router: dict[str, Any],
+                                                     warning: str) -> None:
+    doc = {"model_list": [{"model_name": "g", "litellm_params": {"model": MODEL, "api_key": KEY, **params}}],
+           "router_settings": router}
+    assert parse_config(doc, source="t.yaml", env={}).warnings == (warning,)
+    doc["router_settings"] = {}
+    if "weight" in params:  # the default strategy weighs keys
+        assert parse_config(doc, source="t.yaml", env={}).warnings == ()
