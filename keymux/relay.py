@@ -2,8 +2,8 @@
 
 resolve group -> acquire a key (waiting in the pool's queue if needed) -> one attempt ->
 on a retryable verdict, a different key (never one that already failed for this request),
-up to `num_retries` (or the failed deployment's own `max_retries`), then the `fallbacks` groups ->
-the answer, or an honest error. What happened is written into the request's `Trace`.
+up to `num_retries` (a failed deployment's own `max_retries` can only lower what follows), then the
+`fallbacks` groups -> the answer, or an honest error. What happened is written into the request's `Trace`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ class Relay:
                 continue
             tokens = next(iter(exchanges.values())).estimated_tokens
             failed_keys: list[str] = []
-            while True:
+            left = 1 + router.num_retries  # attempts this group may still make
+            while left > 0:
+                left -= 1
                 asked = self.clock.time()
                 try:
                     lease = await self.pool.acquire(group, tokens, exclude=failed_keys, metered=request.metered,
@@ -91,9 +93,8 @@ class Relay:
                     trace.finish(result.status, "client_error", result.verdict.reason)
                     return Reply(result.status, ex.error(result.status, result.raw, result.verdict))
                 failed_keys.append(dep.fingerprint)
-                retries = dep.cfg.max_retries if dep.cfg.max_retries is not None else router.num_retries
-                if len(failed_keys) > retries:
-                    break
+                if dep.cfg.max_retries is not None:  # this deployment's own bound on what follows its failure
+                    left = min(left, dep.cfg.max_retries)
         raise self._give_up(request, trace, failures, refusal)
 
     def _give_up(self, request: Request, trace: Trace, failures: list[Failure],

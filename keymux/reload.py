@@ -16,26 +16,15 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from keymux.config.litellm import SUPPORTED_PROVIDERS, split_model
-from keymux.config.load import DEFAULT_BASE_ENV, ConfigError, load_config
-from keymux.config.schema import Config, DeploymentConfig, Limits
-from keymux.errors import BadRequest, Conflict, NotFound, Unavailable
-from keymux.fingerprint import fingerprint
 from keymux.clock import Clock
+from keymux.config.deployment import from_admin, from_record, no_effect, to_record
+from keymux.config.load import ConfigError, load_config
+from keymux.config.schema import Config, DeploymentConfig
+from keymux.errors import Conflict, NotFound, Unavailable
 from keymux.ledger import Ledger, LedgerUnavailable
 from keymux.live import Live, build_snapshot
 
 log = logging.getLogger("keymux.reload")
-
-LIMIT_FIELDS = (("rpm", "rpm"), ("tpm", "tpm"), ("rpd", "rpd"), ("tpd", "tpd"),
-                ("max_parallel_requests", "max_parallel"))
-_NUMBERS = ("weight", "timeout", "input_cost_per_token", "output_cost_per_token")
-_ALLOWED = frozenset(("group", "api_key", "model", "provider", "api_base", "project", "order", "tier", "id")
-                     + tuple(k for k, _ in LIMIT_FIELDS) + _NUMBERS)
-
-
 
 
 @dataclass(frozen=True)
@@ -137,7 +126,7 @@ class Changes:
         keys = []
         for r in records:
             try:
-                keys.append(_from_record(r))
+                keys.append(from_record(r))
             except (ValueError, TypeError, KeyError) as e:
                 log.error("stored run-time key %s ignored: %s", r.get("fingerprint"), e)
         if keys:
@@ -147,7 +136,7 @@ class Changes:
     async def add_key(self, spec: dict[str, Any]) -> DeploymentConfig:
         async with self.lock:
             d = self._new_deployment(spec)
-            record = _to_record(d, self.clock.time())
+            record = to_record(d, self.clock.time())
             try:
                 await self.ledger.add_runtime_key(record)
             except LedgerUnavailable as e:
@@ -173,91 +162,10 @@ class Changes:
             return gone
 
     def _new_deployment(self, spec: dict[str, Any]) -> DeploymentConfig:
-        unknown = sorted(set(spec) - _ALLOWED)
-        if unknown:
-            raise BadRequest(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
-        group = spec.get("group")
-        api_key = spec.get("api_key")
-        if not isinstance(group, str) or not group:
-            raise BadRequest("`group` (the model group name) is required", param="group")
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise BadRequest("`api_key` is required", param="api_key")
-        api_key = api_key.strip()
-        existing = [d for d in self.config.deployments + self.runtime if d.group == group]
-        template = existing[0] if existing else None
-        if "model" in spec:
-            model = _text(spec, "model")
-            api_base = _text(spec, "api_base") if "api_base" in spec else None
-            provider, upstream = split_model(model, api_base, spec.get("provider"))
-        elif template is not None:
-            provider, upstream = template.provider, template.model
-            api_base = _text(spec, "api_base") if "api_base" in spec else template.api_base
-        else:
-            raise BadRequest(f"group {group!r} does not exist: give `model` (e.g. gemini/gemini-2.5-flash)",
-                             param="model")
-        if provider not in SUPPORTED_PROVIDERS:
-            raise BadRequest(f"provider {provider or '?'} is not supported (use {', '.join(SUPPORTED_PROVIDERS)})",
-                             param="model")
-        if api_base is None and template is None:
-            api_base = os.environ.get(DEFAULT_BASE_ENV[provider])
-        fp = fingerprint(api_key, provider)
-        if any(d.fingerprint == fp for d in existing):
-            raise Conflict(f"key {fp} is already in group {group}")
-        inherit = template.limits if template is not None and template.model == upstream else Limits()
-        limits = {attr: _int(spec, name) if name in spec else getattr(inherit, attr) for name, attr in LIMIT_FIELDS}
-        nums = {k: _float(spec, k) for k in _NUMBERS if k in spec}
-        tier = spec.get("tier")
-        if tier not in (None, "free", "paid"):
-            raise BadRequest("`tier` must be free or paid", param="tier")
-        return DeploymentConfig(
-            id=_text(spec, "id") if "id" in spec else f"{group}/runtime:{fp}", group=group, provider=provider,
-            model=upstream, api_key=api_key, fingerprint=fp, api_base=api_base,
-            project=_text(spec, "project") if "project" in spec else None, limits=Limits(**limits),
-            weight=nums.get("weight", 1.0), order=_int(spec, "order") if "order" in spec else None,
-            timeout=nums.get("timeout"), input_cost_per_token=nums.get("input_cost_per_token"),
-            output_cost_per_token=nums.get("output_cost_per_token"), tier=tier)
-
-
-def _text(spec: dict[str, Any], name: str) -> str:
-    v = spec[name]
-    if not isinstance(v, str) or not v:
-        raise BadRequest(f"`{name}` must be a non-empty string", param=name)
-    return v
-
-
-def _int(spec: dict[str, Any], name: str) -> int | None:
-    v = spec[name]
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise BadRequest(f"`{name}` must be a non-negative integer", param=name)
-    return v
-
-
-def _float(spec: dict[str, Any], name: str) -> float:
-    v = spec[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-        raise BadRequest(f"`{name}` must be a non-negative number", param=name)
-    return float(v)
-
-
-def _to_record(d: DeploymentConfig, now: float) -> dict[str, Any]:
-    params = {attr: getattr(d.limits, attr) for _, attr in LIMIT_FIELDS}
-    params.update(weight=d.weight, order=d.order, timeout=d.timeout, tier=d.tier,
-                  input_cost_per_token=d.input_cost_per_token, output_cost_per_token=d.output_cost_per_token)
-    return {"id": d.id, "grp": d.group, "fingerprint": d.fingerprint, "provider": d.provider, "model": d.model,
-            "api_key": d.api_key, "api_base": d.api_base, "project": d.project,
-            "params": orjson.dumps(params).decode(), "created": now}
-
-
-def _from_record(r: dict[str, Any]) -> DeploymentConfig:
-    p = orjson.loads(r["params"])
-    limits = Limits(**{attr: p.get(attr) for _, attr in LIMIT_FIELDS})
-    return DeploymentConfig(
-        id=r["id"], group=r["grp"], provider=r["provider"], model=r["model"], api_key=r["api_key"],
-        fingerprint=r["fingerprint"], api_base=r["api_base"], project=r["project"], limits=limits,
-        weight=p.get("weight", 1.0), order=p.get("order"), timeout=p.get("timeout"), tier=p.get("tier"),
-        input_cost_per_token=p.get("input_cost_per_token"), output_cost_per_token=p.get("output_cost_per_token"))
+        d = from_admin(spec, self.config.deployments + self.runtime, os.environ)
+        for text in no_effect(d, self.config.router):
+            log.warning("key %s added at run time: %s", d.fingerprint, text)
+        return d
 
 
 def _diff(old: tuple[DeploymentConfig, ...], new: tuple[DeploymentConfig, ...]) -> dict[str, list[str]]:

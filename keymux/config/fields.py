@@ -109,9 +109,10 @@ def natural_key(name: str) -> list[Any]:
 class Fields:
     """Typed readers bound to one file and one environment; collects warnings and inactive settings."""
 
-    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+    def __init__(self, file: str, env: Mapping[str, str], *, literal: bool = False) -> None:
         self.file = file
         self.env = env
+        self.literal = literal  # values from an API or a database: `os.environ/...` is text, never looked up
         self.warnings: list[str] = []
         self.inactive: list[str] = []
         self._prefix = ""
@@ -180,7 +181,7 @@ class Fields:
         if not isinstance(value, str):
             raise self.error(path, what, value, secret=secret)
         from_env = False
-        if resolve and value.startswith(ENV_PREFIX):
+        if resolve and not self.literal and value.startswith(ENV_PREFIX):
             name = value[len(ENV_PREFIX):]
             value = self.env_var(path, name)
             from_env = True
@@ -193,7 +194,7 @@ class Fields:
 
     def _env_number(self, value: object, path: str) -> tuple[object, bool]:
         """A number may come from an environment variable, which is always a string."""
-        if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        if isinstance(value, str) and not self.literal and value.startswith(ENV_PREFIX):
             return self.env_var(path, value[len(ENV_PREFIX):]).strip(), True
         return value, False
 

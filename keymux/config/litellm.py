@@ -10,35 +10,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keymux.config.deployment import (
+    API_BASE, ENTRY, FIELDS, LIMITS, MODEL_INFO, PARAMS, SUPPORTED_PROVIDERS, Field, make, names_in, read_fields,
+    split_model,
+)
 from keymux.config.fields import ENV_PREFIX, Fields, join_path
 from keymux.config.fields import show_value as sv
 from keymux.config.schema import DeploymentConfig, Limits
 from keymux.fingerprint import fingerprint
 
-SUPPORTED_PROVIDERS = ("gemini", "openai")
-_OPENAI_BARE = ("gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "dall-e-", "tts-", "whisper-",
-                "omni-moderation")
-_GEMINI_BARE = ("gemini-", "gemma-", "learnlm-")
-_ANTHROPIC_BARE = ("claude-",)
 _DEFAULT_KEY_ENV = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
-_LIMITS = (("rpm", "rpm"), ("tpm", "tpm"), ("rpd", "rpd"), ("tpd", "tpd"),
-           ("max_parallel_requests", "max_parallel"))
-# Settings that may also sit at the entry level or in model_info; litellm_params wins.
-_SHARED = tuple(k for k, _ in _LIMITS) + ("project",)
-
-_PARAMS = frozenset(("model", "api_key", "keys", "api_base", "custom_llm_provider", "weight", "order",
-                     "timeout", "max_retries", "num_retries", "input_cost_per_token",
-                     "output_cost_per_token") + _SHARED)
+# The per-deployment fields come from the table in config/deployment.py; these are the entry's own.
+_PARAMS = frozenset(("model", "api_key", "keys", "custom_llm_provider")) | names_in(PARAMS)
 # Real LiteLLM params keymux does not act on: a softer warning than for typos.
 _LITELLM_UNSUPPORTED = frozenset((
-    "api_version", "organization", "stream_timeout", "drop_params", "tags", "extra_headers", "headers",
+    "api_version", "organization", "drop_params", "tags", "extra_headers", "headers",
     "temperature", "max_tokens", "top_p", "seed", "safety_settings", "mock_response", "use_in_pass_through",
     "input_cost_per_second", "output_cost_per_second", "litellm_credential_name", "merge_reasoning_content_in_choices",
     "configurable_clientside_auth_params", "litellm_trace_id", "region_name", "base_model",
 ))
-_ENTRY = frozenset(("model_name", "litellm_params", "model_info") + _SHARED)
-_MODEL_INFO = frozenset(("id", "input_cost_per_token", "output_cost_per_token") + _SHARED)
+_ENTRY = frozenset(("model_name", "litellm_params", "model_info")) | names_in(ENTRY)
+_MODEL_INFO = names_in(MODEL_INFO)
 # LiteLLM model_info metadata: informative, harmless, not warned about.
 _MODEL_INFO_METADATA = frozenset((
     "mode", "base_model", "max_tokens", "max_input_tokens", "max_output_tokens", "description", "access_groups",
@@ -65,27 +58,6 @@ class ModelList:
     deployments: list[DeploymentConfig]
     # Groups whose every deployment was skipped (unsupported provider): fallbacks to them are dropped, not errors.
     skipped_groups: set[str]
-
-
-def split_model(model: str, api_base: str | None, custom_provider: str | None) -> tuple[str, str]:
-    """(provider, upstream model). The provider may be one keymux does not support, or "" when unknown."""
-    if custom_provider:
-        prefix, _, rest = model.partition("/")
-        if prefix == custom_provider and rest:
-            model = rest
-        return custom_provider, model
-    prefix, slash, rest = model.partition("/")
-    if slash:
-        return prefix, rest
-    if api_base:
-        return "openai", model
-    if model.startswith(_OPENAI_BARE):
-        return "openai", model
-    if model.startswith(_GEMINI_BARE):
-        return "gemini", model
-    if model.startswith(_ANTHROPIC_BARE):
-        return "anthropic", model
-    return "", model
 
 
 def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = None) -> ModelList:
@@ -144,13 +116,18 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
                       message="missing: litellm_params needs a model (e.g. gemini/gemini-2.5-flash)")
     model_path = f"{pp}.model"
     model = f.string(params["model"], model_path)
-    api_base = None
-    if "api_base" in params:
-        api_base = f.string(params["api_base"], f"{pp}.api_base",
-                            what="a URL starting with http:// or https://").rstrip("/")
-        if not api_base.startswith(("http://", "https://")):
-            raise f.error(f"{pp}.api_base", "a URL starting with http:// or https://", api_base,
-                          secret=params["api_base"] != api_base)  # not echoed when it came from the env
+    sources = {PARAMS: (params, pp), ENTRY: (entry, path), MODEL_INFO: (info, info_path)}
+
+    def find(fld: Field) -> tuple[object, str] | None:
+        for place in fld.places:
+            src, src_path = sources[place]
+            for name in fld.names:
+                if name in src:
+                    return src[name], f"{src_path}.{name}"
+        return None
+
+    values = read_fields(f, find, (API_BASE,))  # first: it decides the provider of a bare model name
+    api_base = values.get("api_base")
     custom = None
     if "custom_llm_provider" in params:
         custom = f.string(params["custom_llm_provider"], f"{pp}.custom_llm_provider", resolve=False)
@@ -183,52 +160,17 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
         if key not in _MODEL_INFO and key not in _MODEL_INFO_METADATA and not str(key).startswith("supports_"):
             f.unknown(info_path, key)
 
-    sources = ((params, pp), (entry, path), (info, info_path))
-
-    def pick(name: str) -> tuple[object, str] | None:
-        for src, src_path in sources:
-            if name in src:
-                return src[name], f"{src_path}.{name}"
-        return None
-
-    limits = {}
-    for name, attr in _LIMITS:
-        found = pick(name)
-        limits[attr] = None if found is None else f.integer(*found)
-    project = None
-    if (found := pick("project")) is not None:
-        project = f.string(*found, what="a project label")
-
-    def opt(name: str, reader, src=params, src_path=pp, **kw):
-        return reader(src[name], f"{src_path}.{name}", **kw) if name in src else None
-
-    weight = opt("weight", f.number)
-    order = opt("order", f.integer)
-    timeout = opt("timeout", f.number, positive=True)
-    max_retries = opt("max_retries", f.integer)
-    if max_retries is None:
-        max_retries = opt("num_retries", f.integer)
-    costs = []
-    for name in ("input_cost_per_token", "output_cost_per_token"):
-        cost = opt(name, f.number)
-        if cost is None:
-            cost = opt(name, f.number, src=info, src_path=info_path)
-        costs.append(cost)
-
-    tier = opt("tier", f.choice, src=info, src_path=info_path, choices=("free", "paid"))
+    values.update(read_fields(f, find, [fld for fld in FIELDS if fld is not API_BASE]))
     base_id, id_path = f"{group}/{origin.position}", f"{path}.model_name"
-    if "id" in info:
+    if "id" in values:
         id_path = f"{info_path}.id"
-        base_id = f.string(info["id"], id_path, resolve=False)
+        base_id = values["id"]
 
     keys, multi = _keys(params, pp, provider, api_base, f)
     out = []
     for n, (key, key_fp) in enumerate(keys, start=1):
-        d = DeploymentConfig(
-            id=f"{base_id}#{n}" if multi else base_id, group=group, provider=provider, model=upstream,
-            api_key=key, fingerprint=key_fp, api_base=api_base, project=project, limits=Limits(**limits),
-            weight=1.0 if weight is None else weight, order=order, timeout=timeout, max_retries=max_retries,
-            input_cost_per_token=costs[0], output_cost_per_token=costs[1], tier=tier)
+        d = make(values, id=f"{base_id}#{n}" if multi else base_id, group=group, provider=provider,
+                 model=upstream, api_key=key, fingerprint=key_fp)
         out.append((d, id_path))
     return group, out
 
@@ -283,7 +225,7 @@ def _clean_key(key: str, path: str, f: Fields, empty_message: str) -> str:
 
 
 def _limits_text(limits: Limits) -> str:
-    parts = [f"{n} {getattr(limits, a)}" for n, a in _LIMITS if getattr(limits, a) is not None]
+    parts = [f"{fld.name} {getattr(limits, fld.attr)}" for fld in LIMITS if getattr(limits, fld.attr) is not None]
     return ", ".join(parts) or "no limits"
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from keymux.config.fields import ConfigError, Fields, describe, join_path, show_name
+from keymux.config.deployment import DEFAULT_BASE_ENV, no_effect
+from keymux.config.fields import ConfigError, Fields, describe, join_path, show_name, show_value
 from keymux.config.litellm import Origin, parse_model_list
 from keymux.config.schema import Config, DeploymentConfig
 from keymux.config.sections import (
@@ -206,15 +207,16 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     drop_params, verbose, cache = litellm_settings(ls, f, router.redis)
     master_key, max_request_bytes, database_url, metrics_auth = general_settings(gs, f)
     deployments = _default_bases(models.deployments, f.env)
+    unused: dict[str, list[str]] = {}  # one warning per setting, naming every deployment (key) it is on
+    for d in deployments:
+        for text in no_effect(d, router):
+            unused.setdefault(text, []).append(show_value(d.id))
+    for text, ids in unused.items():
+        f.warn(f"deployment{'s' if len(ids) > 1 else ''} {', '.join(ids)}: {text}")
     return Config(deployments=deployments, router=router, drop_params=drop_params,
                   master_key=master_key, verbose=verbose, max_request_bytes=max_request_bytes, cache=cache,
                   database_url=database_url, metrics_auth=metrics_auth,
                   inactive=tuple(f.inactive), warnings=tuple(f.warnings), source=None)
-
-
-# Where deployments without an api_base go: the provider's public API, unless the environment
-# points elsewhere (an egress proxy, a regional mirror, or a local emulator in tests).
-DEFAULT_BASE_ENV = {"gemini": "KEYMUX_GEMINI_API_BASE", "openai": "KEYMUX_OPENAI_API_BASE"}
 
 
 def _default_bases(deployments: list[DeploymentConfig], env: Mapping[str, str]) -> tuple[DeploymentConfig, ...]:

@@ -118,6 +118,8 @@ def _extras(d: DeploymentConfig) -> str:
         parts.append(f"order {d.order}")
     if d.timeout is not None:
         parts.append(f"timeout {_num(d.timeout)} s")
+    if d.stream_timeout is not None:
+        parts.append(f"stream timeout {_num(d.stream_timeout)} s")
     if d.max_retries is not None:
         parts.append(f"retries {d.max_retries}")
     costs = [f"{label} {cost:g}" for label, cost in (("in", d.input_cost_per_token), ("out", d.output_cost_per_token))

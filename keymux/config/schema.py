@@ -40,8 +40,8 @@ class DeploymentConfig:
     weight: float = 1.0
     order: int | None = None  # lower first; None = no preference
     timeout: float | None = None  # per-attempt seconds; None = router timeout
-    stream_timeout: float | None = None  # streams: the longest silence; None = `timeout`
-    max_retries: int | None = None
+    stream_timeout: float | None = None  # longest silence of a streamed attempt; None = `timeout`
+    max_retries: int | None = None  # after a retryable failure here, at most this many further attempts
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
     tier: str | None = None  # model_info.tier: "free" | "paid"; None: by provider (see keymux/pricing.py)

@@ -78,7 +78,9 @@ def test_report_shows_limits_buckets_api_base_extras_and_warnings():
     assert "  strategy           least-busy" in text
     assert "flash -> local" in text
     assert "not set: anyone who can reach keymux can spend these keys" in text
-    assert "Warnings (1)\n  - model_list[2].litellm_params.model: provider 'anthropic' is not supported yet" in text
+    assert "Warnings (2)\n  - model_list[2].litellm_params.model: provider 'anthropic' is not supported yet" in text
+    assert ("  - deployments flash/0#1, flash/0#2: weight 2: accepted, no effect with routing_strategy least-busy\n"
+            "    (only simple-shuffle weighs keys)") in text
 
 
 def test_long_warnings_wrap_within_100_columns():
@@ -110,3 +112,10 @@ def test_wide_rows_put_extras_and_api_base_on_their_own_lines():
     assert block[4] == f"      api_base {base}"
     assert block[5].split()[0] == "flash/0#2"
     assert max(len(line) for line in block) <= 100
+
+
+def test_per_deployment_retries_and_stream_timeout_show():
+    doc = {"model_list": [{"model_name": "flash", "litellm_params": {
+        "model": "gemini/gemini-2.5-flash", "api_key": "k1", "timeout": 20, "stream_timeout": 5, "max_retries": 0}}]}
+    block = lines_after(describe(parse_config(doc, env={})), "flash")
+    assert "timeout 20 s · stream timeout 5 s · retries 0" in "\n".join(block)
