@@ -29,6 +29,7 @@ log = logging.getLogger("keymux.pool")
 
 PARK_MARGIN = 0.5  # seconds added to Google's retryDelay: its clock and ours are not the same clock
 BACKOFF_BASE, BACKOFF_CAP = 5.0, 300.0
+LIMITED = frozenset({Outcome.RATE_LIMITED, Outcome.BACKOFF, Outcome.DAILY_EXHAUSTED})  # the 429s
 
 
 @dataclass(eq=False)
@@ -306,7 +307,7 @@ class Pool:
         d.in_flight -= 1
         ok = verdict.outcome is Outcome.OK
         await self.store.settle(lease.reservation, lease.reservation.tokens if tokens is None else tokens, now,
-                                succeeded=ok)
+                                succeeded=ok, limited=verdict.outcome in LIMITED)
         await self.report(d, verdict, now, latency=now - lease.started, recorded=ok)
         self._kick()
 
