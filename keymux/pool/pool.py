@@ -20,6 +20,7 @@ from keymux.clock import Clock, Timer
 from keymux.config.schema import RouterSettings
 from keymux.errors import NoCapacity
 from keymux.pool.deployment import Deployment
+from keymux.pool.egress import Egress, counts_for_egress
 from keymux.pool.limits import next_pacific_midnight
 from keymux.pool.store import Blocked, Park, Reservation, State, StateStore
 from keymux.pool.strategies import Strategy, apply_order, make_strategy
@@ -86,6 +87,8 @@ class Pool:
         self.strategy: Strategy = make_strategy(settings.routing_strategy, clock)
         self._waiters: list[_Waiter] = []
         self._providers: dict[str, frozenset[str]] = {}
+        self._keys_per_provider: dict[str, int] = {}
+        self.egress = Egress()
         self._ordered: dict[str, bool] = {}
         self._drain_timer: Timer | None = None
         self._draining = False
@@ -97,6 +100,7 @@ class Pool:
         deployment; state lives in the store by scope / deployment id / fingerprint, so it carries over."""
         self.groups = groups
         self._providers.clear()
+        self._keys_per_provider.clear()
         self._ordered.clear()
         self._kick()
 
@@ -164,7 +168,7 @@ class Pool:
         ids = frozenset(d.id for d in cands) if self._waiters else None
         blocked: Blocked | None = None
         if ids is None or not any(w.ids & ids for w in self._waiters):  # nobody queued ahead for these keys
-            got = await self.store.reserve(self._rank(group, cands), tokens, now)
+            got = await self._reserve(group, cands, tokens, now)
             if isinstance(got, Reservation):
                 return self._lease(got, now)
             blocked = got
@@ -191,6 +195,24 @@ class Pool:
             raise
         self._observe_wait(self.clock.time() - now)
         return self._lease(reservation, self.clock.time())
+
+    async def _reserve(self, group: str, cands: list[Deployment], tokens: float, now: float) -> Reservation | Blocked:
+        if self.egress.latest > now:  # some provider is backing off: leave its deployments out
+            backing = {d.cfg.provider: b for d in cands if (b := self.egress.backing_off(d.cfg.provider, now))}
+            if backing:
+                rest = [d for d in cands if d.cfg.provider not in backing]
+                if not rest:
+                    return Blocked(earliest=min(b.until for b in backing.values()),
+                                   reasons={d.id: backing[d.cfg.provider].reason for d in cands})
+                cands = rest
+        return await self.store.reserve(self._rank(group, cands), tokens, now)
+
+    def keys_of_provider(self, provider: str) -> int:
+        n = self._keys_per_provider.get(provider)
+        if n is None:
+            n = self._keys_per_provider[provider] = len({d.fingerprint for ds in self.groups.values() for d in ds
+                                                         if d.cfg.provider == provider})
+        return n
 
     def _rank(self, group: str, cands: list[Deployment]) -> list[Deployment]:
         ranked = self.strategy.rank(group, cands)
@@ -279,7 +301,7 @@ class Pool:
                     if waiter.future.done():
                         continue
                     now = self.clock.time()
-                    result = await self.store.reserve(self._rank(waiter.group, waiter.candidates), waiter.tokens, now)
+                    result = await self._reserve(waiter.group, waiter.candidates, waiter.tokens, now)
                     if waiter.future.done():  # expired or cancelled while we asked
                         if isinstance(result, Reservation):
                             await self.store.settle(result, 0, now)
@@ -316,6 +338,8 @@ class Pool:
         """`recorded`: the store already counted this success (settle(succeeded=True))."""
         outcome = verdict.outcome
         if outcome is Outcome.OK:
+            if self.egress.providers:
+                self.egress.success(d.cfg.provider, now)
             d.served += 1
             if verdict.until is not None:  # e.g. x-ratelimit-remaining-requests: 0
                 await self._park_scope(d, Park(verdict.until, State.COOLING, verdict.reason))
@@ -327,6 +351,11 @@ class Pool:
         if verdict.learned_limit is not None:
             name, value = verdict.learned_limit
             await self.store.learn_limit(d.scope, name, value)
+        if counts_for_egress(verdict) and await self._egress_hit(d, now):
+            return  # the host's address is limited, not this key: its state stays clean
+        if verdict.whole_project:
+            await self._park_project(d, verdict, now)
+            return
         if outcome is Outcome.RATE_LIMITED:
             delay = verdict.retry_after if verdict.retry_after is not None else BACKOFF_BASE
             delay = max(delay, self.settings.retry_after)
@@ -350,6 +379,38 @@ class Pool:
                 reason = f"{fails} failures in 60 s (last: {verdict.reason})"
                 await self.store.park_deployment(d.id, Park(until, State.COOLING, reason))
                 log.warning("key %s %s cooling until %s: %s", d.fingerprint, d.model, _fmt_clock(until), reason)
+
+    async def _egress_hit(self, d: Deployment, now: float) -> bool:
+        """Count an unexplained 429 toward egress detection; True when the provider is (now) backing off."""
+        provider = d.cfg.provider
+        if self.egress.backing_off(provider, now) is not None:
+            return True  # answered while the back-off runs: already explained
+        settings = self.settings
+        cleared = self.egress.hit(provider, d.fingerprint, d.scope, d.id, now, self.keys_of_provider(provider),
+                                  settings.egress_window, settings.egress_share)
+        if cleared is None:
+            return False
+        for fingerprint, scope, deployment_id in cleared:
+            await self.store.reset_key(fingerprint, [scope], [deployment_id])
+        backoff = self.egress.providers[provider]
+        log.warning("provider %s backing off until %s: %s", provider, _fmt_clock(backoff.until), backoff.reason)
+        self._schedule(backoff.until)
+        return True
+
+    async def _park_project(self, d: Deployment, verdict: Verdict, now: float) -> None:
+        """Billing and spend caps belong to the key's project: park every model it serves."""
+        if verdict.until is not None:
+            park = Park(verdict.until, State.EXHAUSTED, verdict.reason)
+        else:
+            delay = verdict.retry_after if verdict.retry_after is not None else BACKOFF_BASE
+            park = Park(now + delay + PARK_MARGIN, State.COOLING, verdict.reason)
+        bucket = d.cfg.bucket
+        scopes = {x.scope for ds in self.groups.values() for x in ds if x.cfg.bucket == bucket} | {d.scope}
+        for scope in sorted(scopes):
+            await self.store.park_scope(scope, park)
+        log.warning("key %s (%d models) out until %s: %s", d.fingerprint, len(scopes), _fmt_clock(park.until),
+                    park.reason)
+        self._kick()
 
     async def _park_scope(self, d: Deployment, park: Park) -> None:
         await self.store.park_scope(d.scope, park)
