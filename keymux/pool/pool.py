@@ -89,6 +89,7 @@ class Pool:
         self._providers: dict[str, frozenset[str]] = {}
         self._keys_per_provider: dict[str, int] = {}
         self.egress = Egress()
+        self.causes: dict[tuple[str, str], int] = {}  # (key fingerprint, 429 cause) -> answers, for metrics
         self._ordered: dict[str, bool] = {}
         self._drain_timer: Timer | None = None
         self._draining = False
@@ -206,6 +207,15 @@ class Pool:
                                    reasons={d.id: backing[d.cfg.provider].reason for d in cands})
                 cands = rest
         return await self.store.reserve(self._rank(group, cands), tokens, now)
+
+    def egress_status(self, now: float) -> dict[str, dict[str, object]]:
+        """Providers backing off as a whole (egress limited), for health, metrics and the dashboard."""
+        out: dict[str, dict[str, object]] = {}
+        for provider, p in self.egress.providers.items():
+            if p.until > now:
+                out[provider] = {"until": p.until, "until_in": round(p.until - now, 1), "level": p.level,
+                                 "reason": p.reason}
+        return out
 
     def keys_of_provider(self, provider: str) -> int:
         n = self._keys_per_provider.get(provider)
@@ -348,6 +358,9 @@ class Pool:
             if not recorded:
                 await self.store.record_success(d)
             return
+        if verdict.cause:
+            counted = (d.fingerprint, verdict.cause)
+            self.causes[counted] = self.causes.get(counted, 0) + 1
         if verdict.learned_limit is not None:
             name, value = verdict.learned_limit
             await self.store.learn_limit(d.scope, name, value)
