@@ -114,14 +114,14 @@ def _classify_quota(err: Mapping[str, Any], message: str, now: float) -> Verdict
             limit = int(value) if isinstance(value, (str, int)) and str(value).isdigit() else None
             (daily if "PerDay" in quota_id else minute).append((quota_id, limit))
     lowered = message.lower()
-    if "spend" in lowered and ("cap" in lowered or "spend-based" in lowered):
+    if _TIER_DROP.search(message):
+        return Verdict(Outcome.BACKOFF, cause="tier_drop", retry_after=delay,
+                       reason="the project's usage tier was lowered by Google: lower limits apply (see AI Studio)")
+    if "spend-based" in lowered or "spend cap" in lowered:
         wait = delay if delay is not None else SPEND_WINDOW
         return Verdict(Outcome.RATE_LIMITED, cause="spend_cap", whole_project=True, retry_after=wait,
                        reason=f"spend cap of the project's billing tier reached (rolling 10-minute window); "
                               f"back in {_fmt_seconds(wait)}")
-    if _TIER_DROP.search(message):
-        return Verdict(Outcome.BACKOFF, cause="tier_drop", retry_after=delay,
-                       reason="the project's usage tier was lowered by Google: lower limits apply (see AI Studio)")
     m = _LIMIT_IN_MESSAGE.search(message)
     zero = m is not None and m.group(1) == "0" or any(limit == 0 for _, limit in daily + minute)
     if daily or zero:
