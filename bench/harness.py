@@ -6,6 +6,7 @@
     bench/run --install-size     # also: size of keymux + dependencies in a fresh venv (needs PyPI access)
     bench/run --workers 2        # also: keymux --workers 1 and 2, sharing key state in Redis when it answers
     bench/run --instructions 2000  # also: CPU instructions per request (valgrind), noise-free keymux/baseline
+    bench/run --cold-start 0     # skip the cold-start row (fresh keymux, undeclared vs declared limits)
 
 Measures requests/s and p50/p99 latency at 1 and 16 connections, non-streaming and streaming, for:
 direct (the load generator on the emulator's native Gemini endpoint), baseline (bench/baseline.py, a bare
@@ -29,10 +30,11 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import orjson
 
-from bench import instructions
+from bench import cold_start, instructions
 from bench.load import Result, have_wrk, run_load
 from keymux.translate.openai_gemini import request_to_gemini
 
@@ -188,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--instructions", type=int, default=0, metavar="N",
                    help="also count CPU instructions per request over N requests (valgrind's callgrind): "
                         "keymux and the baseline, a comparison that machine noise does not move")
+    p.add_argument("--cold-start", type=float, default=None, metavar="S",
+                   help="seconds per cold-start measurement (default 2; --quick 1; 0 skips it): fresh keymux "
+                        "processes, 3 keys without declared limits vs declared, 50 connections, upstream 20 ms")
     p.add_argument("--startups", type=int, default=3, help="start-up measurements (median reported)")
     p.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and the ledger (temp dir)")
@@ -271,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         summary = summarize(table, conns_list, startups, results["rss_mb"])  # type: ignore[arg-type]
         results["summary"] = summary
 
+        cold_s = args.cold_start if args.cold_start is not None else 1.0 if args.quick else 2.0
+        if cold_s > 0:
+            procs.stop(km)
+            results["cold_start"] = measure_cold_start(procs, logdir, cold_s, 1 if args.quick else 3, tool,
+                                                       gw_cpu, up_cpu)
+            km = procs.spawn("keymux", serve, env)
+            wait_ready(f"http://127.0.0.1:{km_port}/health/readiness", km)
         if args.workers > 1:
             procs.stop(km)
             results["workers"] = measure_workers(procs, args.workers, km_port, env, targets, duration, tool,
@@ -368,6 +380,28 @@ def summarize(table: dict[tuple[str, str, int], Result], conns_list: list[int], 
           f"emulator {rss['emulator']:.1f} MB (target <= {TIMELINE['rss_mb']:.0f} MB: "
           f"{verdict(rss['keymux'] <= TIMELINE['rss_mb'])})")
     return out
+
+
+def measure_cold_start(procs: Procs, logdir: Path, seconds: float, repeats: int, tool: str,
+                       gw_cpu: str | None, up_cpu: str | None) -> dict[str, object]:
+    def emulator(extra: list[str]) -> str:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = procs.spawn("emulator-cold", pinned([PY, "-m", "keymux.emulator", "gemini", "--port", str(port),
+                                                    *extra], up_cpu))
+        wait_ready(f"{url}/v1beta/models?key=cold-key0", proc)
+        return url
+
+    def keymux(config: Path) -> tuple[str, Callable[[], None]]:
+        port = free_port()
+        proc = procs.spawn("keymux-cold", pinned([KEYMUX, "serve", "--config", str(config), "--host", "127.0.0.1",
+                                                  "--port", str(port)], gw_cpu))
+        wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc)
+        return f"http://127.0.0.1:{port}/v1/chat/completions", lambda: procs.stop(proc)
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {MASTER}"}
+    return cold_start.measure(emulator, keymux, orjson.dumps(OPENAI_BODY), headers, logdir, seconds, repeats,
+                              tool, up_cpu)
 
 
 def redis_up(host: str = "127.0.0.1", port: int = 6379) -> bool:

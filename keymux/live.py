@@ -26,11 +26,16 @@ class Snapshot:
     runtime: tuple[DeploymentConfig, ...] = ()  # keys added at run time (in `groups` too)
     _providers: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _ordered: dict[str, bool] = field(default_factory=dict, repr=False)
+    _keys: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        keys: dict[str, set[str]] = {}
         for name, ds in self.groups.items():
             self._providers[name] = frozenset(d.cfg.provider for d in ds)
             self._ordered[name] = any(d.cfg.order is not None for d in ds)
+            for d in ds:
+                keys.setdefault(d.cfg.provider, set()).add(d.fingerprint)
+        self._keys.update({provider: len(fps) for provider, fps in keys.items()})
 
     @property
     def router(self) -> RouterSettings:
@@ -43,6 +48,10 @@ class Snapshot:
     def ordered(self, group: str) -> bool:
         """Does any deployment of the group set `order`?"""
         return self._ordered.get(group, False)
+
+    def keys_of_provider(self, provider: str) -> int:
+        """How many distinct keys of this provider the snapshot holds (egress detection counts shares of it)."""
+        return self._keys.get(provider, 0)
 
     def resolve(self, name: str) -> str | None:
         """A model group, or an upstream model id, as clients spell them ("models/x", "gemini/x")."""

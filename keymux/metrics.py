@@ -156,6 +156,15 @@ class Metrics:
                 states += [((d.fingerprint, d.model, d.id, s.value), 1.0 if s is current else 0.0) for s in State]
         _gauge(out, "keymux_key_state", "1 for the state each key/model deployment is in.",
                ("key", "model", "deployment", "state"), states)
+        out.append("# HELP keymux_upstream_429_causes_total 429s whose cause is not a plain per-key rate, by key "
+                   "and cause (spend_cap, prepay_depleted, tier_drop, no_details).")
+        out.append("# TYPE keymux_upstream_429_causes_total counter")
+        for (fp, cause), n in sorted(pool.causes.items()):
+            out.append(f"keymux_upstream_429_causes_total{_labels(('key', 'cause'), (fp, cause))} {_num(n)}")
+        egress = pool.egress_status(now)
+        _gauge(out, "keymux_egress_backoff_seconds",
+               "Seconds a provider stays backed off as a whole (most of its keys got 429s at once: egress IP limit).",
+               ("provider",), [((p,), float(e["until_in"])) for p, e in sorted(egress.items())])  # type: ignore[arg-type]
         _gauge(out, "keymux_queue_depth", "Requests waiting for a key.", (), [((), pool.queue_depth())])
         self.queue_wait.render(out)
         self.duration.render(out)

@@ -92,6 +92,10 @@ class RouterSettings:
     fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     context_window_fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     redis: RedisSettings | None = None  # shared key state for several replicas; None: in this process
+    # Egress detection: when this share of a provider's keys (at least 2) get an unexplained 429 within
+    # `egress_window` seconds, the limit is this host's IP, not the keys: back off the provider as a whole.
+    egress_window: float = 10.0
+    egress_share: float = 0.75
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def router_settings(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: se
         if key == "routing_strategy":
             values["routing_strategy"] = f.choice(val, path, ROUTING_STRATEGIES)
         elif key in ("num_retries", "timeout", "allowed_fails", "cooldown_time", "retry_after", "queue_timeout",
-                     "fallbacks", "context_window_fallbacks"):
+                     "fallbacks", "context_window_fallbacks", "egress_window", "egress_share"):
             values[key] = _router_value(key, val, path, f, groups, skipped)
         elif key in _REDIS:
             redis[key] = val
@@ -111,8 +111,13 @@ def _redis(section: dict, path: str, prefix: str, f: Fields) -> RedisSettings | 
 def _router_value(attr: str, val: object, path: str, f: Fields, groups: set[str], skipped: set[str]) -> object:
     if attr in ("num_retries", "allowed_fails"):
         return f.integer(val, path)
-    if attr == "timeout":
+    if attr in ("timeout", "egress_window"):
         return f.number(val, path, positive=True)
+    if attr == "egress_share":
+        share = f.number(val, path, positive=True)
+        if share > 1:
+            raise f.error(path, "a share of keys between 0 and 1", message="expected a number between 0 and 1")
+        return share
     if attr in ("cooldown_time", "retry_after", "queue_timeout"):
         return f.number(val, path)
     return _fallbacks(val, path, f, groups, skipped)

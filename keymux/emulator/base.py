@@ -55,7 +55,7 @@ class EmulatorBase:
     def inject(self, key: str | None, *faults: str) -> None:
         """Queue one-shot faults for the next requests with `key` (None: any key).
 
-        Faults: "503", "500", "bare429", "array429", "timeout", "midstream".
+        Faults: "503", "500", "bare429", "array429", "timeout", "midstream"; Gemini only: "spendcap", "prepay", "tierdrop" (the 2026 429 causes).
         """
         self.faults.push(key, faults)
 

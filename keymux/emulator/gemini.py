@@ -261,6 +261,9 @@ class GeminiEmulator(EmulatorBase):
             status, body, kind = 500, W.status_body(500, "INTERNAL", W.MSG_INTERNAL), "internal"
         elif fault == "bare429":
             status, body, kind = 429, W.status_body(429, "RESOURCE_EXHAUSTED", W.MSG_BARE_429), "bare429"
+        elif fault in ("spendcap", "prepay", "tierdrop"):
+            delay = W.SPEND_WINDOW_S if fault == "spendcap" else None
+            status, body, kind = 429, W.cause_body(fault, delay), fault
         elif fault == "array429":
             ek = self.keys[key]
             limit = ek.rpm if ek.rpm is not None else 15

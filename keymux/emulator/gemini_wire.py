@@ -47,6 +47,21 @@ MSG_QUOTA_HEAD = (
     "For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
     "To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. "
 )
+# The 2025-2026 429 causes (docs/gemini-wire-2026.md says where each body comes from).
+MSG_PREPAY_DEPLETED = (
+    "Your prepayment credits are depleted. Please go to AI Studio at https://ai.studio/projects "
+    "to manage your project and billing."
+)
+MSG_SPEND_CAP = (
+    "You exceeded the spend-based rate limit of your project's usage tier, evaluated over a rolling "
+    "10-minute window. For more information on this error, head to: "
+    "https://ai.google.dev/gemini-api/docs/rate-limits#spend-based-rate-limits."
+)
+MSG_TIER_DROP = (
+    "Your project's usage tier was lowered (Tier 2 to Tier 1): lower rate limits and spend caps now apply. "
+    "Check the Projects and Billing pages in AI Studio for details and an appeal link."
+)
+SPEND_WINDOW_S = 600.0
 MSG_THOUGHT = "Thinking about it..."
 MSG_IMAGE = "Here is your image."
 MSG_BAD_JSON = "Invalid JSON payload received. Unexpected token."
@@ -123,6 +138,16 @@ def quota_body(hit: QuotaHit, model: str, whole_seconds: bool = False) -> dict[s
         {"@type": T_RETRY, "retryDelay": proto_duration(hit.retry_after, whole_seconds)},
     ]
     return status_body(429, "RESOURCE_EXHAUSTED", message, details)
+
+
+def cause_body(cause: str, retry_after: float | None = None) -> dict[str, Any]:
+    """A 429 whose description names a cause other than a per-minute / per-day quota."""
+    message = {"spendcap": MSG_SPEND_CAP, "prepay": MSG_PREPAY_DEPLETED, "tierdrop": MSG_TIER_DROP}[cause]
+    details: list[Any] = [{"@type": T_HELP, "links": [{"description": "Learn more about Gemini API quotas",
+                                                      "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]}]
+    if retry_after is not None:
+        details.append({"@type": T_RETRY, "retryDelay": proto_duration(retry_after, True)})
+    return status_body(429, "RESOURCE_EXHAUSTED", message, details if cause != "prepay" else None)
 
 
 def bad_request(message: str, field: str | None = None, violation: bool = True) -> dict[str, Any]:

@@ -126,19 +126,20 @@ class SharedStore:
             raise StoreUnavailable()
         return await self.local.reserve(ordered, tokens, now, metered)
 
-    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False) -> None:
+    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False,
+                     limited: bool = False) -> None:
         if not (reservation.handles and isinstance(reservation.handles[0], Ticket)):
-            await self.local.settle(reservation, tokens, now)
+            await self.local.settle(reservation, tokens, now, succeeded, limited)
             if succeeded:
                 await self.record_success(reservation.deployment)
             return
         if not self.degraded:
             try:
-                await self.redis.settle(reservation, tokens, now, succeeded)
+                await self.redis.settle(reservation, tokens, now, succeeded, limited)
                 return
             except self._outage as e:
                 self._degrade(e)
-        self._pending.append(lambda: self.redis.settle(reservation, tokens, now))
+        self._pending.append(lambda: self.redis.settle(reservation, tokens, now, limited=limited))
         if succeeded:
             await self.local.record_success(reservation.deployment)
 

@@ -15,10 +15,13 @@ from keymux.pool.limits import MINUTE, DayCounter, SlidingWindow, min_known
 from keymux.pool.store import Blocked, Park, Reservation, ScopeView, State
 
 INF = float("inf")
-# A scope whose request limit is unknown (none declared, none learned yet) takes one request at a
-# time until it has either shown its limit in a 429 or gone this long without one. Otherwise a
-# burst would have many requests in flight on a free-tier key when its first 429 comes back.
+# A scope whose request limit is unknown (none declared, none learned yet) starts slowly, like TCP: it
+# sends rounds of `window` requests, the window doubling after a round that all succeeded and halving
+# on a 429, until it has shown its limit in a 429 or gone this long without one. A round ends only when
+# all its requests are answered, so a free-tier key sees at most the second round before its first 429
+# comes back (window 1, then 2), where a burst straight away would have many requests in flight.
 PROBE_SPAN = MINUTE
+WINDOW_MAX = 4096
 
 
 @dataclass
@@ -33,6 +36,10 @@ class _Scope:
     effective: tuple[Limits, Limits] | None = None  # (declared, declared with learned limits): see _limits
     probe_since: float | None = None  # when the cautious start began (None: not yet used)
     probed: bool = False  # went PROBE_SPAN without a 429: no need for caution
+    window: int = 1  # slow start: requests per round while the limit is unknown
+    round_sent: int = 0  # admitted in the current round
+    round_done: int = 0  # of those, answered
+    round_ok: int = 0  # of those, succeeded
 
 
 @dataclass
@@ -130,9 +137,9 @@ class MemoryStore:
                     parallel = True
                     reasons[d.id] = f"{cap} requests in flight"
                     continue
-                if s.in_flight and self._probing(d, s, now):
+                if self._probing(d, s, now) and not self._slow_start_admits(s):
                     parallel = True
-                    reasons[d.id] = "limit unknown yet: one request at a time"
+                    reasons[d.id] = f"limit unknown yet: slow start, {s.window} at a time"
                     continue
                 return self._take(d, s, tokens, now)
             reasons[d.id] = why
@@ -149,6 +156,17 @@ class MemoryStore:
             s.probed = True
         return not s.probed
 
+    @staticmethod
+    def _slow_start_admits(s: _Scope) -> bool:
+        if s.round_sent >= s.window:
+            if s.round_done < s.round_sent:
+                return False  # the round is still out: wait for its answers
+            if s.round_ok >= s.window:
+                s.window = min(s.window * 2, WINDOW_MAX)
+            s.round_sent = s.round_done = s.round_ok = 0
+        s.round_sent += 1
+        return True
+
     def _take(self, d: Deployment, s: _Scope, tokens: float, now: float) -> Reservation:
         s.in_flight += 1
         s.day.requests += 1
@@ -157,7 +175,8 @@ class MemoryStore:
         tok = s.minute_tokens.add(now, tokens)
         return Reservation(deployment=d, tokens=tokens, at=now, handles=[s, req, tok, s.day.day])
 
-    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False) -> None:
+    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False,
+                     limited: bool = False) -> None:
         if succeeded:
             self._succeeded(reservation.deployment)
         if not reservation.handles:  # unmetered
@@ -165,6 +184,12 @@ class MemoryStore:
         s, _req, tok, day = reservation.handles
         assert isinstance(s, _Scope) and isinstance(tok, list)
         s.in_flight -= 1
+        if limited:  # a 429: halve the slow-start window and begin a new round
+            s.window = max(1, s.window // 2)
+            s.round_sent = s.round_done = s.round_ok = 0
+        elif s.round_done < s.round_sent:
+            s.round_done += 1
+            s.round_ok += succeeded
         s.minute_tokens.settle(tok, reservation.tokens, tokens, now)
         if s.day.day == day:
             s.day.tokens += tokens - reservation.tokens

@@ -20,6 +20,7 @@ from keymux.clock import Clock, Timer
 from keymux.config.schema import RouterSettings
 from keymux.errors import NoCapacity
 from keymux.pool.deployment import Deployment
+from keymux.pool.egress import Egress, counts_for_egress
 from keymux.pool.limits import next_pacific_midnight
 from keymux.pool.store import Blocked, Park, Reservation, State, StateStore
 from keymux.pool.strategies import Strategy, apply_order
@@ -29,6 +30,7 @@ log = logging.getLogger("keymux.pool")
 
 PARK_MARGIN = 0.5  # seconds added to Google's retryDelay: its clock and ours are not the same clock
 BACKOFF_BASE, BACKOFF_CAP = 5.0, 300.0
+LIMITED = frozenset({Outcome.RATE_LIMITED, Outcome.BACKOFF, Outcome.DAILY_EXHAUSTED})  # the 429s
 
 
 @dataclass(eq=False)
@@ -86,6 +88,7 @@ class PoolConfig(Protocol):
     def strategy(self) -> Strategy: ...
     def providers(self, group: str) -> frozenset[str]: ...
     def ordered(self, group: str) -> bool: ...
+    def keys_of_provider(self, provider: str) -> int: ...
 
 
 class LiveConfig(Protocol):
@@ -99,6 +102,8 @@ class Pool:
         self.store = store
         self.clock = clock
         self._waiters: list[_Waiter] = []
+        self.egress = Egress()
+        self.causes: dict[tuple[str, str], int] = {}  # (key fingerprint, 429 cause) -> answers, for metrics
         self._drain_timer: Timer | None = None
         self._draining = False
         self._redrain = False
@@ -183,7 +188,7 @@ class Pool:
         ids = frozenset(d.id for d in cands) if self._waiters else None
         blocked: Blocked | None = None
         if ids is None or not any(w.ids & ids for w in self._waiters):  # nobody queued ahead for these keys
-            got = await self.store.reserve(self._rank(group, cands), tokens, now)
+            got = await self._reserve(group, cands, tokens, now)
             if isinstance(got, Reservation):
                 return self._lease(got, now)
             blocked = got
@@ -210,6 +215,29 @@ class Pool:
             raise
         self._observe_wait(self.clock.time() - now)
         return self._lease(reservation, self.clock.time())
+
+    async def _reserve(self, group: str, cands: list[Deployment], tokens: float, now: float) -> Reservation | Blocked:
+        if self.egress.latest > now:  # some provider is backing off: leave its deployments out
+            backing = {d.cfg.provider: b for d in cands if (b := self.egress.backing_off(d.cfg.provider, now))}
+            if backing:
+                rest = [d for d in cands if d.cfg.provider not in backing]
+                if not rest:
+                    return Blocked(earliest=min(b.until for b in backing.values()),
+                                   reasons={d.id: backing[d.cfg.provider].reason for d in cands})
+                cands = rest
+        return await self.store.reserve(self._rank(group, cands), tokens, now)
+
+    def egress_status(self, now: float) -> dict[str, dict[str, object]]:
+        """Providers backing off as a whole (egress limited), for health, metrics and the dashboard."""
+        out: dict[str, dict[str, object]] = {}
+        for provider, p in self.egress.providers.items():
+            if p.until > now:
+                out[provider] = {"until": p.until, "until_in": round(p.until - now, 1), "level": p.level,
+                                 "reason": p.reason}
+        return out
+
+    def keys_of_provider(self, provider: str) -> int:
+        return self.live.snapshot.keys_of_provider(provider)
 
     def _rank(self, group: str, cands: list[Deployment]) -> list[Deployment]:
         snapshot = self.live.snapshot
@@ -296,7 +324,7 @@ class Pool:
                     if waiter.future.done():
                         continue
                     now = self.clock.time()
-                    result = await self.store.reserve(self._rank(waiter.group, waiter.candidates), waiter.tokens, now)
+                    result = await self._reserve(waiter.group, waiter.candidates, waiter.tokens, now)
                     if waiter.future.done():  # expired or cancelled while we asked
                         if isinstance(result, Reservation):
                             await self.store.settle(result, 0, now)
@@ -324,7 +352,7 @@ class Pool:
         d.in_flight -= 1
         ok = verdict.outcome is Outcome.OK
         await self.store.settle(lease.reservation, lease.reservation.tokens if tokens is None else tokens, now,
-                                succeeded=ok)
+                                succeeded=ok, limited=verdict.outcome in LIMITED)
         await self.report(d, verdict, now, latency=now - lease.started, recorded=ok)
         self._kick()
 
@@ -333,6 +361,8 @@ class Pool:
         """`recorded`: the store already counted this success (settle(succeeded=True))."""
         outcome = verdict.outcome
         if outcome is Outcome.OK:
+            if self.egress.providers:
+                self.egress.success(d.cfg.provider, now)
             d.served += 1
             if verdict.until is not None:  # e.g. x-ratelimit-remaining-requests: 0
                 await self._park_scope(d, Park(verdict.until, State.COOLING, verdict.reason))
@@ -341,9 +371,17 @@ class Pool:
             if not recorded:
                 await self.store.record_success(d)
             return
+        if verdict.cause:
+            counted = (d.fingerprint, verdict.cause)
+            self.causes[counted] = self.causes.get(counted, 0) + 1
         if verdict.learned_limit is not None:
             name, value = verdict.learned_limit
             await self.store.learn_limit(d.scope, name, value)
+        if counts_for_egress(verdict) and await self._egress_hit(d, now):
+            return  # the host's address is limited, not this key: its state stays clean
+        if verdict.whole_project:
+            await self._park_project(d, verdict, now)
+            return
         if outcome is Outcome.RATE_LIMITED:
             delay = verdict.retry_after if verdict.retry_after is not None else BACKOFF_BASE
             delay = max(delay, self.settings.retry_after)
@@ -367,6 +405,38 @@ class Pool:
                 reason = f"{fails} failures in 60 s (last: {verdict.reason})"
                 await self.store.park_deployment(d.id, Park(until, State.COOLING, reason))
                 log.warning("key %s %s cooling until %s: %s", d.fingerprint, d.model, _fmt_clock(until), reason)
+
+    async def _egress_hit(self, d: Deployment, now: float) -> bool:
+        """Count an unexplained 429 toward egress detection; True when the provider is (now) backing off."""
+        provider = d.cfg.provider
+        if self.egress.backing_off(provider, now) is not None:
+            return True  # answered while the back-off runs: already explained
+        settings = self.settings
+        cleared = self.egress.hit(provider, d.fingerprint, d.scope, d.id, now, self.keys_of_provider(provider),
+                                  settings.egress_window, settings.egress_share)
+        if cleared is None:
+            return False
+        for fingerprint, scope, deployment_id in cleared:
+            await self.store.reset_key(fingerprint, [scope], [deployment_id])
+        backoff = self.egress.providers[provider]
+        log.warning("provider %s backing off until %s: %s", provider, _fmt_clock(backoff.until), backoff.reason)
+        self._schedule(backoff.until)
+        return True
+
+    async def _park_project(self, d: Deployment, verdict: Verdict, now: float) -> None:
+        """Billing and spend caps belong to the key's project: park every model it serves."""
+        if verdict.until is not None:
+            park = Park(verdict.until, State.EXHAUSTED, verdict.reason)
+        else:
+            delay = verdict.retry_after if verdict.retry_after is not None else BACKOFF_BASE
+            park = Park(now + delay + PARK_MARGIN, State.COOLING, verdict.reason)
+        bucket = d.cfg.bucket
+        scopes = {x.scope for ds in self.groups.values() for x in ds if x.cfg.bucket == bucket} | {d.scope}
+        for scope in sorted(scopes):
+            await self.store.park_scope(scope, park)
+        log.warning("key %s (%d models) out until %s: %s", d.fingerprint, len(scopes), _fmt_clock(park.until),
+                    park.reason)
+        self._kick()
 
     async def _park_scope(self, d: Deployment, park: Park) -> None:
         await self.store.park_scope(d.scope, park)

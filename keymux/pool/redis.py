@@ -182,7 +182,8 @@ class RedisStore:
             view = replace(old, state=state, until=until, reason=why)
         self._views[d.id] = (now, view)
 
-    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False) -> None:
+    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False,
+                     limited: bool = False) -> None:
         d = reservation.deployment
         if not reservation.handles:  # unmetered
             if succeeded:
@@ -193,7 +194,7 @@ class RedisStore:
         await self._settle(keys=[t.inflight, t.tokens, t.day, self._scope_key(d.scope, "meta"),
                                  self._dep_key(d.id, "fail")],
                            args=[t.member, _num(tokens), _num(reservation.tokens), self.channel,
-                                 "1" if succeeded else "0"])
+                                 "1" if succeeded else "0", "1" if limited else "0"])
 
     # -- state changes ---------------------------------------------------------------------
     async def park_scope(self, scope: str, park: Park) -> None:

@@ -4,7 +4,8 @@ Time is always the caller's clock (`now` in ARGV), never Redis TIME, so a FakeCl
 every replica judges by the same rules. Per candidate deployment the caller passes six keys
 (see `RedisStore._keys`):
 
-    meta   hash   park_until/park_state/park_reason, backoff, probe_since, probed, l:<limit> (learned)
+    meta   hash   park_until/park_state/park_reason, backoff, probe_since, probed, l:<limit> (learned),
+                  cwnd/rs/rd/rok (slow start: window, round sent / done / succeeded; see memory.py)
     win    zset   one member per reservation in the last minute, scored by its time
     tok    hash   reservation member -> tokens (settled to the real usage)
     day    hash   req, tok for one Pacific day (the day start is part of the key name)
@@ -21,6 +22,7 @@ from __future__ import annotations
 _PRELUDE = r"""
 local MINUTE = 60
 local PROBE = 60
+local WINDOW_MAX = 4096
 local INF = math.huge
 local DAY_TTL = 93600
 local WINDOW_TTL_MS = 180000
@@ -114,7 +116,7 @@ local function evaluate(i, base, tokens, now, midnight)
   local meta, win, tok, day, infl, dmeta = keys_at(i)
   local fp, rpm_d, tpm_d, rpd_d, tpd_d, cap = args_at(base, i)
   local m = redis.call('HMGET', meta, 'park_until', 'park_reason', 'l:rpm', 'l:tpm', 'l:rpd', 'l:tpd',
-                       'probe_since', 'probed', 'park_state')
+                       'probe_since', 'probed', 'park_state', 'cwnd', 'rs', 'rd', 'rok')
   local dp = redis.call('HMGET', dmeta, 'park_until', 'park_reason', 'park_state')
   local when, why = now, ''
   local pu = num(m[1])
@@ -184,16 +186,30 @@ for i = 1, n do
       local flying = redis.call('ZCARD', infl)
       local m = info.m
       local full = cap and flying >= cap
-      local probing = false
-      if not full and flying > 0 and m[8] ~= '1' and rpm_d == nil and not m[3] then
+      local probing, window = false, 1
+      if not full and m[8] ~= '1' and rpm_d == nil and not m[3] then
         local since = num(m[7])
+        local slow = true
         if since == nil then
           redis.call('HSET', meta, 'probe_since', fmt(now))
-          probing = true
         elseif now - since >= PROBE then
           redis.call('HSET', meta, 'probed', '1')
-        else
-          probing = true
+          slow = false
+        end
+        if slow then  -- slow start: rounds of `window` requests, see MemoryStore._slow_start_admits
+          window = num(m[10]) or 1
+          local rs, rd, rok = num(m[11]) or 0, num(m[12]) or 0, num(m[13]) or 0
+          if rs >= window then
+            if rd < rs then
+              probing = true
+            else
+              if rok >= window then window = math.min(window * 2, WINDOW_MAX) end
+              rs, rd, rok = 0, 0, 0
+            end
+          end
+          if not probing then
+            redis.call('HSET', meta, 'cwnd', int(window), 'rs', int(rs + 1), 'rd', int(rd), 'rok', int(rok))
+          end
         end
       end
       if full then
@@ -201,7 +217,7 @@ for i = 1, n do
         why = int(cap) .. ' requests in flight'
       elseif probing then
         parallel = 1
-        why = 'limit unknown yet: one request at a time'
+        why = 'limit unknown yet: slow start, ' .. int(window) .. ' at a time'
       else
         redis.call('ZADD', infl, now, rid)
         redis.call('PEXPIRE', infl, math.floor(stale * 1000))
@@ -273,7 +289,8 @@ end
 return reply
 """
 
-# KEYS: infl, tok, day, meta, fail. ARGV: member, tokens (real), tokens (reserved), channel, succeeded (1|0).
+# KEYS: infl, tok, day, meta, fail. ARGV: member, tokens (real), tokens (reserved), channel, succeeded (1|0),
+# limited (1|0: a 429, which halves the slow-start window).
 SETTLE = r"""
 redis.call('ZREM', KEYS[1], ARGV[1])
 local before = redis.call('HGET', KEYS[2], ARGV[1])
@@ -289,6 +306,14 @@ end
 if ARGV[5] == '1' then  -- the attempt succeeded: what record_success does, without another round trip
   redis.call('HSET', KEYS[4], 'backoff', 0)
   redis.call('DEL', KEYS[5])
+end
+local round = redis.call('HMGET', KEYS[4], 'cwnd', 'rs', 'rd')
+if ARGV[6] == '1' then
+  local window = math.max(1, math.floor((tonumber(round[1]) or 1) / 2))
+  redis.call('HSET', KEYS[4], 'cwnd', string.format('%d', window), 'rs', 0, 'rd', 0, 'rok', 0)
+elseif round[2] and (tonumber(round[3]) or 0) < tonumber(round[2]) then
+  redis.call('HINCRBY', KEYS[4], 'rd', 1)
+  if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[4], 'rok', 1) end
 end
 redis.call('PUBLISH', ARGV[4], 'settle')
 return 1

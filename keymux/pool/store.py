@@ -64,9 +64,11 @@ class StateStore(Protocol):
     async def reserve(self, ordered: Sequence[Deployment], tokens: float, now: float,
                       metered: bool = True) -> Reservation | Blocked: ...
 
-    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False) -> None:
+    async def settle(self, reservation: Reservation, tokens: float, now: float, succeeded: bool = False,
+                     limited: bool = False) -> None:
         """Replace the reserved tokens with the real count and end the in-flight count. `succeeded`: the
-        attempt succeeded, so also do what `record_success` does, in the same step (one round trip in Redis)."""
+        attempt succeeded, so also do what `record_success` does, in the same step (one round trip in Redis).
+        `limited`: the upstream answered 429, so halve the scope's slow-start window (see memory.py)."""
         ...
 
     async def park_scope(self, scope: str, park: Park) -> None: ...

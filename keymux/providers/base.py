@@ -28,6 +28,9 @@ class Verdict:
     retry_after: float | None = None  # seconds, from RetryInfo / retry-after headers
     until: float | None = None  # absolute clock time the key/model is out until, when known
     learned_limit: tuple[str, int] | None = None  # e.g. ("rpd", 20) read from a 429 body
+    # Why a 429 came, when it is not a plain per-key rate: spend_cap | prepay_depleted | tier_drop | no_details.
+    cause: str = ""
+    whole_project: bool = False  # the cause is the key's project (billing, spend cap): park all its models
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,9 @@ from keymux.providers.durations import parse_go_duration, retry_in_message
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"
 _LIMIT_IN_MESSAGE = re.compile(r"limit: (\d+)")
+BILLING_RECHECK = 3600.0  # depleted credits do not come back on their own: try the project again hourly
+SPEND_WINDOW = 600.0  # spend caps are evaluated over a rolling 10-minute window
+_TIER_DROP = re.compile(r"tier (was|has been) (lowered|dropped|downgraded)|tier drop", re.IGNORECASE)
 _DISABLING_REASONS = {"API_KEY_INVALID": "invalid key", "CONSUMER_SUSPENDED": "key suspended",
                       "SERVICE_DISABLED": "Generative Language API disabled on the key's project",
                       "API_KEY_SERVICE_BLOCKED": "key blocked for this API"}
@@ -69,6 +72,10 @@ def classify(status: int, body: bytes, now: float) -> Verdict:
         return Verdict(Outcome.OK)
     err = error_object(body)
     message = str(err.get("message", ""))
+    if status in (402, 429) and "credits are depleted" in message:
+        return Verdict(Outcome.DAILY_EXHAUSTED, cause="prepay_depleted", whole_project=True,
+                       reason="prepayment credits depleted: the project's billing, not a rate limit; "
+                              "add credits in AI Studio", until=now + BILLING_RECHECK)
     if status == 429:
         return _classify_quota(err, message, now)
     reasons = {str(d.get("reason")) for d in _details(err, "google.rpc.ErrorInfo")}
@@ -106,6 +113,15 @@ def _classify_quota(err: Mapping[str, Any], message: str, now: float) -> Verdict
             value = v.get("quotaValue")
             limit = int(value) if isinstance(value, (str, int)) and str(value).isdigit() else None
             (daily if "PerDay" in quota_id else minute).append((quota_id, limit))
+    lowered = message.lower()
+    if _TIER_DROP.search(message):
+        return Verdict(Outcome.BACKOFF, cause="tier_drop", retry_after=delay,
+                       reason="the project's usage tier was lowered by Google: lower limits apply (see AI Studio)")
+    if "spend-based" in lowered or "spend cap" in lowered:
+        wait = delay if delay is not None else SPEND_WINDOW
+        return Verdict(Outcome.RATE_LIMITED, cause="spend_cap", whole_project=True, retry_after=wait,
+                       reason=f"spend cap of the project's billing tier reached (rolling 10-minute window); "
+                              f"back in {_fmt_seconds(wait)}")
     m = _LIMIT_IN_MESSAGE.search(message)
     zero = m is not None and m.group(1) == "0" or any(limit == 0 for _, limit in daily + minute)
     if daily or zero:
@@ -125,4 +141,7 @@ def _classify_quota(err: Mapping[str, Any], message: str, now: float) -> Verdict
         asked = f"Google asked to wait {_fmt_seconds(delay)}" if delay is not None else "no delay given"
         return Verdict(Outcome.RATE_LIMITED, reason=f"per-minute quota, {asked}", retry_after=delay,
                        learned_limit=learned)
+    if not err.get("details"):
+        return Verdict(Outcome.BACKOFF, cause="no_details",
+                       reason="429 without details: Google gave no cause (often an account or IP throttle)")
     return Verdict(Outcome.BACKOFF, reason="429 without quota details")

@@ -169,7 +169,8 @@ async def list_keys(request: web.Request) -> web.Response:
         today = await gw.ledger.key_totals(pacific_day_start(gw.clock.time()))
     except LedgerUnavailable as e:
         today, error = None, str(e)
-    return _json({"object": "list", "data": keys_doc(gw, today), "ledger_error": error})
+    return _json({"object": "list", "data": keys_doc(gw, today), "ledger_error": error,
+                  "egress": gw.pool.egress_status(gw.clock.time())})
 
 
 def _known(gw: Operator, fp: str) -> None:

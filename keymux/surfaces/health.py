@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -50,11 +51,23 @@ async def liveness(request: web.Request) -> web.Response:
 
 
 async def readiness(request: web.Request) -> web.Response:
+    """503 only when this replica cannot admit anything (Redis down with redis_fail_closed). A group with no
+    ready key answers 200 "degraded": the replica still queues requests and answers with an honest
+    Retry-After, which another replica sharing the same keys could not do better."""
     gw = request.app[HEALTH]
     store = gw.state_store
-    refusing = "refusing" in store  # Redis down with redis_fail_closed: this replica cannot admit anything
-    return _json({"status": "not ready" if refusing else "ready", "groups": len(gw.group_names()),
-                  "deployments": len(gw.config.deployments), "state_store": store}, 503 if refusing else 200)
+    refusing = "refusing" in store
+    doc: dict[str, Any] = {"status": "not ready" if refusing else "ready", "groups": len(gw.group_names()),
+                           "deployments": len(gw.config.deployments), "state_store": store}
+    if not refusing:
+        now = gw.clock.time()
+        await gw.pool.store.refresh([d for name in gw.group_names() for d in gw.pool.groups[name]], now)
+        empty = {name: g for name, g in group_summary(gw, now).items() if not g["ready"]}
+        if empty:
+            doc["status"] = "degraded"
+            doc["no_ready_key"] = {name: {"total": g["total"], "next_free_at": g["next_free_at"],
+                                          "next_free_in": g["next_free_in"]} for name, g in empty.items()}
+    return _json(doc, 503 if refusing else 200)
 
 
 def group_summary(gw: HealthView, now: float) -> dict[str, Any]:
@@ -72,9 +85,16 @@ def group_summary(gw: HealthView, now: float) -> dict[str, Any]:
                          "until": view.until, "reason": view.reason or None,
                          "rpm_used": view.rpm_used, "rpd_used": view.rpd_used, "in_flight": view.in_flight,
                          "served": d.served})
-        groups[name] = {**counts, "keys": keys,
-                        "next_free_in": None if next_free is None or counts["ready"] else round(next_free - now, 1)}
+        waiting = next_free is not None and not counts["ready"]
+        groups[name] = {**counts, "total": len(keys), "ready_of_total": f"{counts['ready']}/{len(keys)}",
+                        "keys": keys,
+                        "next_free_at": _iso(next_free) if waiting else None,  # type: ignore[arg-type]
+                        "next_free_in": round(next_free - now, 1) if waiting else None}  # type: ignore[operator]
     return groups
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -83,8 +103,10 @@ async def health(request: web.Request) -> web.Response:
     now = gw.clock.time()
     await gw.pool.store.refresh([d for name in gw.group_names() for d in gw.pool.groups[name]], now)
     groups = group_summary(gw, now)
-    healthy = all(g["ready"] or g["next_free_in"] is not None for g in groups.values())
-    return _json({"status": "healthy" if healthy else "degraded", "groups": groups})
+    # degraded: some group has no key that can take a request now (still 200: the gateway itself is up)
+    healthy = all(g["ready"] for g in groups.values())
+    return _json({"status": "healthy" if healthy else "degraded", "groups": groups,
+                  "egress": gw.pool.egress_status(now)})
 
 
 def add_routes(app: web.Application) -> None:

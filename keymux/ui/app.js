@@ -132,7 +132,7 @@
   function start(keysDoc) {
     $("login").hidden = true;
     $("app").hidden = false;
-    if (keysDoc) renderKeys(keysDoc);
+    if (keysDoc) { renderEgress(keysDoc.egress); renderKeys(keysDoc); }
     select(state.view, false);
     schedule(0);
   }
@@ -177,7 +177,17 @@
   }
 
   // -- keys ------------------------------------------------------------------------------------
-  function loadKeys() { return api("GET", "/admin/keys").then(renderKeys); }
+  function loadKeys() { return api("GET", "/admin/keys").then(function (doc) { renderEgress(doc.egress); renderKeys(doc); }); }
+
+  // A provider backing off as a whole: most of its keys got 429s at once, so the limit is this host's IP.
+  function renderEgress(egress) {
+    var box = $("egress"), names = Object.keys(egress || {});
+    box.hidden = names.length === 0;
+    box.replaceChildren.apply(box, names.map(function (p) {
+      return h("span", null, h("strong", { text: p + " backing off " + duration(egress[p].until_in) + ": " }),
+               egress[p].reason + " ");
+    }));
+  }
 
   function bar(name, lim) {
     if (!lim) return null;

@@ -191,15 +191,15 @@ async def test_keys_of_one_project_share_one_quota(new_store) -> None:
         await pool.acquire("chat", 1, wait=0)
 
 
-async def test_unknown_limits_take_one_request_at_a_time_until_probed(new_store) -> None:
+async def test_unknown_limits_start_with_one_request_at_a_time_until_probed(new_store) -> None:
     store = await new_store()
     d = build_deployments(Config(deployments=(dep("k1"),)))["chat"][0]
     first = await store.reserve([d], 1, T0)
     assert isinstance(first, Reservation)
     blocked = await store.reserve([d], 1, T0)
     assert isinstance(blocked, Blocked) and blocked.waiting_on_parallel
-    assert blocked.reasons == {d.id: "limit unknown yet: one request at a time"}
-    await store.settle(first, 1, T0 + 1)
+    assert blocked.reasons == {d.id: "limit unknown yet: slow start, 1 at a time"}
+    await store.settle(first, 1, T0 + 1)  # answered, not a success: the window stays at 1
     second = await store.reserve([d], 1, T0 + 1)
     assert isinstance(second, Reservation)
     assert isinstance(await store.reserve([d], 1, T0 + 2), Blocked)
@@ -208,6 +208,56 @@ async def test_unknown_limits_take_one_request_at_a_time_until_probed(new_store)
     await store.park_scope(d.scope, Park(T0 + 70, State.COOLING, "429"))  # a 429: caution again after the park
     r = await store.reserve([d], 1, T0 + 71)
     assert isinstance(r, Blocked) and r.waiting_on_parallel
+
+
+async def _round(store: StateStore, d: Deployment, now: float) -> list[Reservation]:
+    """Reserve until the store says wait; the reservations of this slow-start round."""
+    got: list[Reservation] = []
+    while isinstance(r := await store.reserve([d], 1, now), Reservation):
+        got.append(r)
+        assert len(got) <= 64
+    return got
+
+
+async def test_slow_start_doubles_after_a_good_round_and_halves_on_a_429(new_store) -> None:
+    store = await new_store()
+    d = build_deployments(Config(deployments=(dep("k1"),)))["chat"][0]
+    sizes = []
+    for i in range(4):  # 1, 2, 4, 8 in flight, each round answered with successes
+        now = T0 + i
+        batch = await _round(store, d, now)
+        sizes.append(len(batch))
+        for r in batch[:-1]:
+            await store.settle(r, 1, now, succeeded=True)
+            assert isinstance(await store.reserve([d], 1, now), Blocked)  # the round is not over yet
+        await store.settle(batch[-1], 1, now, succeeded=True)
+    assert sizes == [1, 2, 4, 8]
+    batch = await _round(store, d, T0 + 5)
+    assert len(batch) == 16
+    blocked = await store.reserve([d], 1, T0 + 5)
+    assert isinstance(blocked, Blocked) and "slow start, 16 at a time" in blocked.reasons[d.id]
+    await store.settle(batch[0], 1, T0 + 5, limited=True)  # a 429: half the window, a new round
+    assert len(await _round(store, d, T0 + 6)) == 8
+
+
+async def test_slow_start_lets_a_burst_through_quickly_and_a_declared_rpm_skips_it(new_store) -> None:
+    pool, clock = await make_pool(new_store, dep("k1"), dep("k2"), dep("k3"))
+    served = 0
+    for _ in range(6):  # six round trips: 3 keys x (1 + 2 + 4 + 8 + 16 + 32)
+        leases = []
+        while True:
+            try:
+                leases.append(await pool.acquire("chat", 1, wait=0))
+            except NoCapacity:
+                break
+        served += len(leases)
+        for lease in leases:
+            await lease.release(OK)
+        clock.advance(0.02)
+    assert served == 3 * 63
+    declared, _ = await make_pool(new_store, dep("k1", rpm=1000))
+    leases = [await declared.acquire("chat", 1, wait=0) for _ in range(50)]
+    assert len({lease.deployment.id for lease in leases}) == 1
 
 
 # --- key state --------------------------------------------------------------------------------

@@ -127,3 +127,33 @@ def test_urls_never_carry_the_key() -> None:
     assert model_url(None, "gemini-2.5-pro", "streamGenerateContent", True) == \
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
     assert model_url("http://127.0.0.1:9/v1beta/", "m", "generateContent") == "http://127.0.0.1:9/v1beta/models/m:generateContent"
+
+
+# --- the 2025-2026 causes, read from the emulator's bodies (docs/gemini-wire-2026.md) -------------------
+
+def _cause(cause: str, status: int = 429) -> bytes:
+    from keymux.emulator.gemini_wire import SPEND_WINDOW_S, cause_body
+
+    return orjson.dumps(cause_body(cause, SPEND_WINDOW_S if cause == "spendcap" else None))
+
+
+def test_spend_cap_is_a_project_window_not_a_key_rate() -> None:
+    v = classify(429, _cause("spendcap"), NOW)
+    assert (v.outcome, v.cause, v.whole_project, v.retry_after, v.learned_limit) == (
+        Outcome.RATE_LIMITED, "spend_cap", True, 600.0, None)
+    assert "spend cap" in v.reason
+
+
+def test_depleted_prepayment_is_billing_for_the_whole_project_as_429_or_402() -> None:
+    for status in (429, 402):
+        v = classify(status, _cause("prepay"), NOW)
+        assert (v.outcome, v.cause, v.whole_project) == (Outcome.DAILY_EXHAUSTED, "prepay_depleted", True)
+        assert v.until == NOW + 3600 and "billing" in v.reason
+
+
+def test_tier_drop_and_detail_less_429s_back_off() -> None:
+    v = classify(429, _cause("tierdrop"), NOW)
+    assert (v.outcome, v.cause, v.whole_project) == (Outcome.BACKOFF, "tier_drop", False)
+    bare = orjson.dumps({"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+                                   "status": "RESOURCE_EXHAUSTED"}})
+    assert classify(429, bare, NOW).cause == "no_details"
