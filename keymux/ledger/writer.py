@@ -5,6 +5,10 @@
 A failed write (full disk, database gone) leaves the rows in the buffer and is retried with backoff;
 the client's request has long been answered. When the buffer is full, new rows are dropped and
 counted (`dropped`), never blocking a request. `close()` writes what is left (app cleanup).
+
+Every row is cleaned at this edge (row.clean_row: valid UTF-8, no NUL, bounded lengths) before a database
+sees it; a row the database still refuses (RowRejected) is found, dropped, counted (`rejected`) and logged,
+and the rows around it are written: one bad row never stops the writer.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 from keymux.ledger import sql
-from keymux.ledger.row import Row, row_dict
-from keymux.ledger.store import LedgerStore, LedgerUnavailable
+from keymux.ledger.row import Row, clean_row, clean_text, row_dict
+from keymux.ledger.store import LedgerStore, LedgerUnavailable, RowRejected
 
 log = logging.getLogger("keymux.ledger")
 
@@ -42,8 +46,9 @@ class Ledger:
         self.max_buffer = max_buffer
         self.buffer: deque[Row] = deque()
         self.dropped = 0
+        self.rejected = 0  # rows the database refused even after cleaning
         self.written = 0
-        self.available = False
+        self._available = False
         self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -74,7 +79,16 @@ class Ledger:
         if not self._opened:
             await self.store.open()
             self._opened = True
-            self.available = True
+            self._available = True
+
+    @property
+    def available(self) -> bool:
+        """The last write succeeded and the writer is running (keymux_ledger_up)."""
+        return self._available and (self._task is None or not self._task.done())
+
+    @available.setter
+    def available(self, value: bool) -> None:
+        self._available = value
 
     async def _run(self) -> None:
         failures = 0
@@ -92,28 +106,52 @@ class Ledger:
             except LedgerUnavailable:
                 failures += 1
                 await asyncio.sleep(min(BACKOFF_CAP, 0.5 * 2 ** failures))
+            except Exception:  # noqa: BLE001 - a bug in a store must not end the writer: log, retry later
+                log.exception("ledger write failed unexpectedly, %d row(s) kept for retry", len(self.buffer))
+                self._available = False
+                failures += 1
+                await asyncio.sleep(min(BACKOFF_CAP, 0.5 * 2 ** failures))
 
     async def flush(self, rows: int | None = None) -> None:
         """Write every buffered row now (or the first `rows`). Raises LedgerUnavailable (they stay buffered)."""
         async with self._lock:
             left = len(self.buffer) if rows is None else min(rows, len(self.buffer))
             while left > 0 and self.buffer:
-                batch = [self.buffer[i] for i in range(min(self.batch, left, len(self.buffer)))]
+                batch = [clean_row(self.buffer[i]) for i in range(min(self.batch, left, len(self.buffer)))]
                 try:
-                    await self._open()
-                    await self.store.write(batch)
-                except LedgerUnavailable as e:
-                    if self.available or self.last_error != str(e):
-                        log.error("ledger write failed, %d row(s) kept for retry: %s", len(self.buffer), e)
-                    self.available, self.last_error = False, str(e)
-                    raise
-                for _ in batch:
-                    self.buffer.popleft()
-                self.written += len(batch)
+                    await self._write(batch)
+                    for _ in batch:
+                        self.buffer.popleft()
+                    self.written += len(batch)
+                except RowRejected:
+                    await self._write_one_by_one(batch)
                 left -= len(batch)
-                if not self.available:
-                    log.info("ledger database is back (%s)", self.store.where)
-                self.available, self.last_error = True, None
+
+    async def _write(self, batch: list[Row]) -> None:
+        try:
+            await self._open()
+            await self.store.write(batch)
+        except LedgerUnavailable as e:
+            if self._available or self.last_error != str(e):
+                log.error("ledger write failed, %d row(s) kept for retry: %s", len(self.buffer), e)
+            self._available, self.last_error = False, str(e)
+            raise
+        if not self._available:
+            log.info("ledger database is back (%s)", self.store.where)
+        self._available, self.last_error = True, None
+
+    async def _write_one_by_one(self, batch: list[Row]) -> None:
+        """A batch the database refused: each row alone, so only the one at fault is dropped. The batch
+        is the head of the buffer, in order; LedgerUnavailable leaves the rest of it buffered."""
+        for row in batch:
+            try:
+                await self._write([row])
+                self.written += 1
+            except RowRejected as e:
+                self.rejected += 1
+                log.error("ledger row for request %s dropped, the database refused it: %s",
+                          clean_text(ascii(row.request_id)[1:-1], 80), clean_text(str(e), 200))
+            self.buffer.popleft()
 
     async def close(self, timeout: float = 10.0) -> None:
         if self._task is not None:
@@ -127,6 +165,8 @@ class Ledger:
             await asyncio.wait_for(self.flush(), timeout)
         except (TimeoutError, LedgerUnavailable) as e:
             log.error("ledger: %d row(s) could not be written at shutdown: %s", len(self.buffer), e or "timeout")
+        except Exception:  # noqa: BLE001 - shutdown goes on (the store must still be closed)
+            log.exception("ledger: %d row(s) could not be written at shutdown", len(self.buffer))
         try:
             await self.store.close()
         except LedgerUnavailable:
@@ -134,10 +174,11 @@ class Ledger:
 
     # -- reading ---------------------------------------------------------------------------
     async def _fetch(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        try:
-            await self.flush()  # best effort: what was just served should show
-        except LedgerUnavailable:
-            pass
+        if self._available:  # a database that just failed is not waited for twice
+            try:
+                await self.flush()  # best effort: what was just served should show
+            except LedgerUnavailable:
+                pass
         await self._open()
         return [tuple(_num(v) for v in r) for r in await self.store.fetch(query, args)]
 
