@@ -102,7 +102,7 @@ class Gateway:
     async def start(self) -> None:
         # keymux's own client (keymux/upstream.py): no cookie jar either, so a cookie an upstream set for
         # one key's request never rides along on another's.
-        self.client = Client(keepalive=30.0)
+        self.client = Client(keepalive=30.0, max_answer_bytes=self.config.max_upstream_response_bytes)
         if self._shared is not None:
             await self._shared.start(self.pool.wake)
         self.cache = make_cache(self.config.cache, self.clock)
