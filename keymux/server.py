@@ -12,6 +12,7 @@ from aiohttp import web
 from keymux import logsetup
 from keymux.app import create_app
 from keymux.config.schema import Config
+from keymux.server_limits import LimitedSite
 from keymux.surfaces.common import GATEWAY
 
 log = logging.getLogger("keymux")
@@ -37,9 +38,10 @@ def _tune_gc() -> None:
 
 async def start(config: Config, host: str, port: int, *, reuse_port: bool = False, **kwargs: object) -> web.AppRunner:
     app = create_app(config, **kwargs)  # type: ignore[arg-type]
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=config.server.keepalive_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
+    site = LimitedSite(runner, config.server, host, port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
     _tune_gc()
     groups = app[GATEWAY].group_names()
