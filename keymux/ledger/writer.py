@@ -239,3 +239,17 @@ class Ledger:
     async def remove_runtime_key(self, fingerprint: str) -> None:
         await self._open()
         await self.store.execute(sql.DELETE_KEY, (fingerprint,))
+
+    # -- keys an operator disabled (they stay disabled across a restart) ----------------------
+    async def disabled_keys(self) -> dict[str, str]:
+        """fingerprint -> the reason given when it was disabled."""
+        await self._open()
+        return {fp: reason for fp, reason in await self.store.fetch(sql.LIST_DISABLES)}
+
+    async def set_disabled(self, fingerprint: str, reason: str, at: float) -> None:
+        await self._open()
+        await self.store.execute(sql.SET_DISABLE, (fingerprint, reason, at))
+
+    async def clear_disabled(self, fingerprint: str) -> None:
+        await self._open()
+        await self.store.execute(sql.CLEAR_DISABLE, (fingerprint,))

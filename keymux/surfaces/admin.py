@@ -7,6 +7,7 @@ Without a master key configured, the admin API answers only to clients on this m
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import re
 from datetime import UTC, datetime
@@ -19,11 +20,13 @@ from keymux.errors import BadRequest, ConfigRejected, Forbidden, NotFound, Unaut
 from keymux.ledger import LedgerUnavailable
 from keymux.ledger.sql import BUCKETS, DIMENSIONS, LATENCY_NAMES
 from keymux.pool.limits import pacific_day_start
-from keymux.surfaces.common import JSON, check_auth, gateway, read_json
+from keymux.surfaces.common import GATEWAY, JSON, check_auth, gateway, read_json
 
 if TYPE_CHECKING:
     from keymux.app import Gateway
     from keymux.pool.deployment import Deployment
+
+log = logging.getLogger("keymux.admin")
 
 DEFAULT_WINDOW = 24 * 3600.0
 METRICS = ("outcomes", "latency")  # /admin/usage?metrics=: extra columns beside the sums
@@ -167,8 +170,50 @@ def _key_action(act: Callable[[Gateway, str], Awaitable[None]], answer: dict[str
     return handler
 
 
-disable_key = _key_action(lambda gw, fp: gw.pool.disable_key(fp, "disabled by an operator"), {"state": "disabled"})
-enable_key = _key_action(lambda gw, fp: gw.pool.enable_key(fp), {"enabled": True})
+OPERATOR_DISABLE = "disabled by an operator"
+
+
+def _persisting(act: Callable[[Gateway, str], Awaitable[None]], store: Callable[[Gateway, str], Awaitable[None]],
+                answer: dict[str, Any]) -> Handler:
+    """A key action the ledger database remembers (so a restart keeps it). The action applies at once;
+    if the database cannot take it, the answer says so (`persisted: false`) instead of failing."""
+
+    async def handler(request: web.Request) -> web.Response:
+        gw = _admin(request)
+        fp = request.match_info["fingerprint"]
+        _known(gw, fp)
+        await act(gw, fp)
+        try:
+            await store(gw, fp)
+        except LedgerUnavailable as e:
+            log.error("key %s: %s, but not stored (it will not survive a restart): %s", fp,
+                      next(iter(answer.items())), e)
+            return _json({"key": fp, **answer, "persisted": False, "ledger_error": str(e)})
+        return _json({"key": fp, **answer, "persisted": True})
+
+    return handler
+
+
+disable_key = _persisting(lambda gw, fp: gw.pool.disable_key(fp, OPERATOR_DISABLE),
+                          lambda gw, fp: gw.ledger.set_disabled(fp, OPERATOR_DISABLE, gw.clock.time()),
+                          {"state": "disabled"})
+enable_key = _persisting(lambda gw, fp: gw.pool.enable_key(fp), lambda gw, fp: gw.ledger.clear_disabled(fp),
+                         {"enabled": True})
+
+
+async def restore_disables(gw: Gateway) -> None:
+    """Start-up: keys an operator disabled before the restart are disabled again. Call it after the
+    deployments are known (runtime keys loaded); a key no longer configured keeps its record."""
+    try:
+        stored = await gw.ledger.disabled_keys()
+    except LedgerUnavailable as e:
+        log.error("keys disabled by an operator could not be re-applied (database unavailable): %s", e)
+        return
+    restored = [fp for fp in stored if gw.pool.deployments_of(fp)]
+    for fp in restored:
+        await gw.pool.disable_key(fp, stored[fp])
+    if restored:
+        log.info("%d key(s) disabled by an operator stay disabled: %s", len(restored), ", ".join(restored))
 reset_key = _key_action(lambda gw, fp: gw.pool.reset_key(fp), {"reset": True})
 
 
@@ -255,6 +300,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    async def on_startup(app: web.Application) -> None:
+        await restore_disables(app[GATEWAY])
+
+    # After the gateway's own start-up (app.py appends that first): the deployments are known by then.
+    app.on_startup.append(on_startup)
     r = app.router
     r.add_get("/admin/keys", list_keys)
     r.add_post("/admin/keys", add_key)
