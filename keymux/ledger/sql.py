@@ -156,6 +156,7 @@ KEY_COLUMNS = ("id", "grp", "fingerprint", "provider", "model", "api_key", "api_
 LIST_KEYS = f"SELECT {', '.join(KEY_COLUMNS)} FROM runtime_keys ORDER BY created, id"
 ADD_KEY = f"INSERT INTO runtime_keys ({', '.join(KEY_COLUMNS)}) VALUES ({', '.join('?' * len(KEY_COLUMNS))})"
 DELETE_KEY = "DELETE FROM runtime_keys WHERE fingerprint = ?"
+ENCRYPT_KEY = "UPDATE runtime_keys SET api_key = ? WHERE id = ?"  # a plain-text row from before encryption
 
 LIST_DISABLES = "SELECT fingerprint, reason FROM key_disables ORDER BY at, fingerprint"
 SET_DISABLE = ("INSERT INTO key_disables (fingerprint, reason, at) VALUES (?, ?, ?) "

@@ -21,6 +21,7 @@ from typing import Any
 
 from keymux.ledger import sql
 from keymux.ledger.row import Row, clean_row, clean_text, row_dict
+from keymux.ledger.secret_box import SecretBox, SecretUnavailable
 from keymux.ledger.store import LedgerStore, LedgerUnavailable, RowRejected
 
 log = logging.getLogger("keymux.ledger")
@@ -39,8 +40,9 @@ def _num(v: Any) -> Any:
 
 class Ledger:
     def __init__(self, store: LedgerStore, *, batch: int = BATCH, interval: float = INTERVAL,
-                 max_buffer: int = MAX_BUFFER) -> None:
+                 max_buffer: int = MAX_BUFFER, secrets: SecretBox | None = None) -> None:
         self.store = store
+        self.secrets = secrets or SecretBox(None)  # run-time keys' api_key, encrypted at rest
         self.batch = batch
         self.interval = interval
         self.max_buffer = max_buffer
@@ -228,13 +230,42 @@ class Ledger:
 
     # -- keys added at run time (stored with the ledger so they survive a restart) ----------
     async def runtime_keys(self) -> list[dict[str, Any]]:
+        """The stored keys with their api_key in clear, as they were added. One that cannot be decrypted
+        (secret missing or changed) is left out and logged by fingerprint; rows stored before encryption
+        are encrypted now."""
         await self._open()
         rows = await self.store.fetch(sql.LIST_KEYS)
-        return [dict(zip(sql.KEY_COLUMNS, r)) for r in rows]
+        out = []
+        plain = 0
+        for r in rows:
+            record = dict(zip(sql.KEY_COLUMNS, r))
+            stored = record["api_key"]
+            if not self.secrets.encrypted(stored):
+                plain += await self._encrypt_stored(record)
+                out.append(record)
+                continue
+            try:
+                record["api_key"] = self.secrets.decrypt(stored)
+            except SecretUnavailable as e:
+                log.error("stored run-time key %s skipped: %s", record["fingerprint"], e)
+                continue
+            out.append(record)
+        if plain:
+            log.info("%d run-time key(s) stored in plain text by an older keymux are now encrypted", plain)
+        return out
+
+    async def _encrypt_stored(self, record: dict[str, Any]) -> int:
+        try:
+            await self.store.execute(sql.ENCRYPT_KEY, (self.secrets.encrypt(record["api_key"]), record["id"]))
+        except SecretUnavailable as e:
+            log.error("stored run-time key %s stays in plain text: %s", record["fingerprint"], e)
+            return 0
+        return 1
 
     async def add_runtime_key(self, record: dict[str, Any]) -> None:
         await self._open()
-        await self.store.execute(sql.ADD_KEY, tuple(record[c] for c in sql.KEY_COLUMNS))
+        stored = {**record, "api_key": self.secrets.encrypt(record["api_key"])}
+        await self.store.execute(sql.ADD_KEY, tuple(stored[c] for c in sql.KEY_COLUMNS))
 
     async def remove_runtime_key(self, fingerprint: str) -> None:
         await self._open()
