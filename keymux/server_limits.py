@@ -86,18 +86,20 @@ class _Guarded(RequestHandler):
         self._head_timer = self._loop.call_later(self._limits.header_timeout, self._head_overdue)
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is None and (self._body is None or self._body.is_eof()):
-            self._arm_head()  # the first bytes of the next request on a kept-alive connection
+        count = self._request_count
         super().data_received(data)
-        if self._head_timer is not None and self._request_count != self._head_count:
-            self._head_timer.cancel()  # a whole head arrived: now its body has a deadline
-            self._head_timer = None
+        if self._request_count != count:  # a whole head arrived (usually in one read: no timer was armed)
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
             body = self._messages[-1][1] if self._messages else None
-            if isinstance(body, StreamReader) and not body.is_eof():
+            if isinstance(body, StreamReader) and not body.is_eof():  # now its body has a deadline
                 self._body = body
                 if self._body_timer is not None:
                     self._body_timer.cancel()
                 self._body_timer = self._loop.call_later(self._limits.body_timeout, self._body_overdue, body)
+        elif self._head_timer is None and (self._body is None or self._body.is_eof()):
+            self._arm_head()  # part of the next request's head on a kept-alive connection
 
     def _head_overdue(self) -> None:
         self._head_timer = None

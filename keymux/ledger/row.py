@@ -91,14 +91,24 @@ def clean_text(text: str, limit: int = TEXT_MAX) -> str:
 
 def clean_row(row: Row) -> Row:
     """The ledger's edge: every text field cleaned (see clean_text) before a database sees it. A row that
-    needs nothing (nearly all) is returned as it is."""
+    needs nothing (nearly all: one check of its text joined) is returned as it is."""
+    texts = [row.request_id, row.surface, row.client, row.group, row.key or "", row.upstream_model or "",
+             row.outcome]
+    for fp, outcome in row.attempts:
+        texts += (fp, outcome)
+    try:
+        joined = "".join(texts) + row.detail
+    except TypeError:  # a field that is not text: cleaned one by one below
+        joined = "\x00"
+    if (joined.isascii() and "\x00" not in joined and len(row.detail) <= DETAIL_MAX
+            and max(map(len, texts)) <= TEXT_MAX):
+        return row
     changes: dict[str, Any] = {}
     for name in TEXT_FIELDS:
         value = getattr(row, name)
         if value is None and name in ("key", "upstream_model"):
             continue
-        text = value if isinstance(value, str) else str(value)
-        cleaned = clean_text(text)
+        cleaned = clean_text(value if isinstance(value, str) else str(value))
         if cleaned is not value:
             changes[name] = cleaned
     detail = clean_text(row.detail if isinstance(row.detail, str) else str(row.detail), DETAIL_MAX)
