@@ -27,7 +27,7 @@ async def test_poisoned_rows_are_written_or_dropped_never_retried_forever(
     ledger = stack.gateway.ledger
     ledger.interval = 3600
     for rid in POISON:
-        assert await raw_chat(stack, rid) == 200
+        assert await raw_chat(stack.server.port, rid) == 200
     await stack.ask()
     await stack.ask()
     ledger.buffer[-2] = ledger.buffer[-2]._replace(request_id="nul\x00inside", detail="also\x00here")
