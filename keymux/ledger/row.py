@@ -91,17 +91,16 @@ def clean_text(text: str, limit: int = TEXT_MAX) -> str:
 
 def clean_row(row: Row) -> Row:
     """The ledger's edge: every text field cleaned (see clean_text) before a database sees it. A row that
-    needs nothing (nearly all: one check of its text joined) is returned as it is."""
-    texts = [row.request_id, row.surface, row.client, row.group, row.key or "", row.upstream_model or "",
-             row.outcome]
-    for fp, outcome in row.attempts:
-        texts += (fp, outcome)
+    needs nothing (nearly all) is returned as it is after one check of the fields text from outside can
+    reach (the client's request id and model name, upstream error text); the rest is keymux's own words
+    (fingerprints, outcomes, surface names), cleaned too whenever a row is."""
+    rid, client, group, model, detail = row.request_id, row.client, row.group, row.upstream_model or "", row.detail
     try:
-        joined = "".join(texts) + row.detail
+        joined = rid + client + group + model + detail
     except TypeError:  # a field that is not text: cleaned one by one below
         joined = "\x00"
-    if (joined.isascii() and "\x00" not in joined and len(row.detail) <= DETAIL_MAX
-            and max(map(len, texts)) <= TEXT_MAX):
+    if (joined.isascii() and "\x00" not in joined and len(rid) <= TEXT_MAX and len(client) <= TEXT_MAX
+            and len(group) <= TEXT_MAX and len(model) <= TEXT_MAX and len(detail) <= DETAIL_MAX):
         return row
     changes: dict[str, Any] = {}
     for name in TEXT_FIELDS:
