@@ -17,8 +17,8 @@ import resource
 
 import orjson
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from keymux.config.schema import ServerLimits
 
@@ -67,7 +67,7 @@ class _Refused(asyncio.Protocol):
 class _Guarded(RequestHandler):
     """aiohttp's handler, with a deadline for each request head and body."""
 
-    __slots__ = ("_limits", "_head_timer", "_head_count", "_body", "_body_timer")
+    __slots__ = ("_body", "_body_timer", "_head_count", "_head_timer", "_limits")
 
     def __init__(self, manager: web.Server, limits: ServerLimits, **kwargs: object) -> None:
         super().__init__(manager, **kwargs)  # type: ignore[arg-type]

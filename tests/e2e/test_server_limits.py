@@ -9,8 +9,8 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from openai import APIStatusError, AsyncOpenAI
 from aiohttp import web
+from openai import APIStatusError, AsyncOpenAI
 
 from keymux.clock import FakeClock
 from keymux.config.load import parse_config

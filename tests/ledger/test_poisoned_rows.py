@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from pathlib import Path
 
 import orjson
@@ -79,7 +78,8 @@ async def test_a_row_the_database_still_refuses_is_dropped_counted_and_named(
     assert ledger.written == 2 and ledger.rejected == 1 and not ledger.buffer and ledger.available
     assert "req-poisoned" in caplog.text and "dropped" in caplog.text
     status, text = await stack.admin("GET", "/metrics", raw=True)
-    assert b"keymux_ledger_rejected_rows_total 1" in text and b"keymux_ledger_up 1" in text
+    assert status == 200 and b"keymux_ledger_up 1" in text
+    assert b"keymux_ledger_rejected_rows_total 1" in text
     rows = read_rows(db)
     assert len(rows) == 2 and rows[0]["request_id"] == "nul\\x00and\\ud800" and len(rows[0]["client"]) <= 200
 
