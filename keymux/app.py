@@ -26,7 +26,7 @@ from keymux.pipeline import Pipeline, access_line
 from keymux.pool import Pool
 from keymux.pool.memory import MemoryStore
 from keymux.pool.store import StateStore
-from keymux.reload import Changes
+from keymux.reload import Changes, restore_disables
 from keymux.relay import Relay
 from keymux.request import Reply, Request, StreamReply
 from keymux.surfaces import admin as admin_surface
@@ -58,7 +58,7 @@ class Gateway:
         self.started = time.time()
         # keymux's own client (keymux/upstream.py): no cookie jar either, so a cookie an upstream set for
         # one key's request never rides along on another's.
-        self.client = Client(keepalive=30.0)
+        self.client = Client(keepalive=30.0, max_answer_bytes=config.max_upstream_response_bytes)
         self.relay = Relay(self.live, self.pool, self.client, self.clock)
         self.cache: ResponseCache | None = None  # made at start (a Redis client belongs to the running loop)
         self.ledger = open_ledger(config)
@@ -92,6 +92,7 @@ class Gateway:
             self.pipeline.handler = CachedHandler(self.relay, self.cache)
         await self.ledger.start()
         await self.changes.load()
+        await restore_disables(self.ledger, self.pool)  # the deployments are known by now
 
     async def stop(self) -> None:
         await self.changes.stop()

@@ -174,7 +174,9 @@ class Metrics:
         _gauge(out, "keymux_ledger_up", "1 when the last ledger write succeeded.", (),
                [((), 1.0 if ledger.available else 0.0)])
         for name, help, v in (("keymux_ledger_written_rows_total", "Ledger rows written.", ledger.written),
-                              ("keymux_ledger_dropped_rows_total", "Ledger rows dropped: buffer full.", ledger.dropped)):
+                              ("keymux_ledger_dropped_rows_total", "Ledger rows dropped: buffer full.", ledger.dropped),
+                              ("keymux_ledger_rejected_rows_total",
+                               "Ledger rows dropped: the database refused a value in them.", ledger.rejected)):
             out.append(f"# HELP {name} {help}")
             out.append(f"# TYPE {name} counter")
             out.append(f"{name} {_num(v)}")

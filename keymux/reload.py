@@ -23,6 +23,7 @@ from keymux.config.schema import Config, DeploymentConfig
 from keymux.errors import Conflict, NotFound, Unavailable
 from keymux.ledger import Ledger, LedgerUnavailable
 from keymux.live import Live, build_snapshot
+from keymux.pool import Pool
 
 log = logging.getLogger("keymux.reload")
 
@@ -168,6 +169,21 @@ class Changes:
         return d
 
 
+async def restore_disables(ledger: Ledger, pool: Pool) -> None:
+    """Start-up: keys an operator disabled before the restart are disabled again. Call it after the
+    deployments are known (runtime keys loaded); a key no longer configured keeps its record."""
+    try:
+        stored = await ledger.disabled_keys()
+    except LedgerUnavailable as e:
+        log.error("keys disabled by an operator could not be re-applied (database unavailable): %s", e)
+        return
+    restored = [fp for fp in stored if pool.deployments_of(fp)]
+    for fp in restored:
+        await pool.disable_key(fp, stored[fp])
+    if restored:
+        log.info("%d key(s) disabled by an operator stay disabled: %s", len(restored), ", ".join(restored))
+
+
 def _diff(old: tuple[DeploymentConfig, ...], new: tuple[DeploymentConfig, ...]) -> dict[str, list[str]]:
     before, after = {d.id: d for d in old}, {d.id: d for d in new}
     return {"added": [i for i in after if i not in before],
@@ -182,4 +198,4 @@ def _mtime(path: os.PathLike[str] | str) -> float:
         return -1.0
 
 
-__all__ = ["Changes", "Outcome"]
+__all__ = ["Changes", "Outcome", "restore_disables"]

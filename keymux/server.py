@@ -12,6 +12,7 @@ from aiohttp import web
 from keymux import logsetup
 from keymux.app import GATEWAY, create_app
 from keymux.config.schema import Config
+from keymux.server_limits import LimitedSite
 
 log = logging.getLogger("keymux")
 
@@ -37,9 +38,10 @@ def _tune_gc() -> None:
 async def start(config: Config, host: str, port: int, *, reuse_port: bool = False, **kwargs: object) -> web.AppRunner:
     app = create_app(config, **kwargs)  # type: ignore[arg-type]
     # handler_cancellation: a client that disconnects cancels its request, so its upstream call and lease end too.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
+                           keepalive_timeout=config.server.keepalive_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
+    site = LimitedSite(runner, config.server, host, port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
     _tune_gc()
     groups = app[GATEWAY].live.snapshot.names

@@ -22,10 +22,17 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 MAX_HEAD = 64 * 1024  # bytes of status line + headers an answer may have
 HIGH_WATER, LOW_WATER = 1 << 20, 1 << 18  # unread bytes at which reading pauses / resumes
+MAX_ANSWER = 64 * 1024 * 1024  # body bytes one answer may have, streams included (general_settings)
 
 
 class UpstreamError(Exception):
     """The upstream could not be reached, or its connection broke, or its answer was not HTTP/1.x."""
+
+
+def too_large(limit: int) -> UpstreamError:
+    shown = f"{limit / 1048576:g} MB" if limit >= 1048576 else f"{limit} bytes"
+    return UpstreamError(f"upstream answer larger than the limit of {shown} "
+                         "(general_settings.max_upstream_response_mb)")
 
 
 class _Origin(NamedTuple):
@@ -168,7 +175,8 @@ class Response:
     `release()` gives the connection back for reuse once the body was read to its end (else closes it)."""
 
     def __init__(self, client: Client, origin: _Origin, conn: _Connection, status: int,
-                 headers: CIMultiDictProxy[str], read_timeout: float | None, keep_alive: bool = True) -> None:
+                 headers: CIMultiDictProxy[str], read_timeout: float | None, keep_alive: bool = True,
+                 max_bytes: int = MAX_ANSWER) -> None:
         self._client, self._origin, self._conn = client, origin, conn
         self.status = status
         self.headers = headers
@@ -179,6 +187,10 @@ class Response:
         if status in (204, 304):  # no body, whatever the headers say
             self._chunked, length = False, "0"
         self._left = -1 if self._chunked or length is None else _length(length)  # -1: unknown
+        if self._left > max_bytes:  # said up front: refused before a byte of it is read
+            raise too_large(max_bytes)
+        self._max_bytes = max_bytes
+        self._body_bytes = 0  # read so far: the limit also holds for chunked and streamed answers
         self._until_close = not self._chunked and length is None
         self._done = self._left == 0
         self._chunk_left = 0  # chunked: bytes left in the current chunk
@@ -204,7 +216,11 @@ class Response:
     async def readany(self) -> bytes:
         """The next bytes of the body as they arrive; b"" at its end."""
         try:
-            return await self._next()
+            part = await self._next()
+            self._body_bytes += len(part)
+            if self._body_bytes > self._max_bytes:
+                raise too_large(self._max_bytes)
+            return part
         except BaseException:
             self.close()
             raise
@@ -311,8 +327,10 @@ class Response:
 
 
 class Client:
-    def __init__(self, *, keepalive: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, *, keepalive: float = 30.0, ssl_context: ssl.SSLContext | None = None,
+                 max_answer_bytes: int = MAX_ANSWER) -> None:
         self._idle: dict[_Origin, list[_Connection]] = {}
+        self.max_answer_bytes = max_answer_bytes
         self._blocks: dict[int, tuple[Mapping[str, str], bytes]] = {}
         self._keepalive = keepalive
         self._sweeper: asyncio.TimerHandle | None = None
@@ -405,7 +423,8 @@ class Client:
                 conn.received = 0
                 conn.transport.write(head + data)
                 status, response_headers, keep_alive = await self._head(conn, read_timeout)
-                return Response(self, origin, conn, status, response_headers, read_timeout, keep_alive)
+                return Response(self, origin, conn, status, response_headers, read_timeout, keep_alive,
+                                self.max_answer_bytes)
             except UpstreamError:
                 conn.close()
                 if reused and not conn.received:  # an idle connection the upstream had closed: once more, fresh

@@ -205,7 +205,7 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     gs = f.mapping(doc.get("general_settings"), "general_settings")
     router = router_settings(rs, ls, f, groups, models.skipped_groups)
     drop_params, verbose, cache = litellm_settings(ls, f, router.redis)
-    master_key, max_request_bytes, database_url, metrics_auth = general_settings(gs, f)
+    master_key, max_request_bytes, database_url, metrics_auth, max_upstream, server = general_settings(gs, f)
     deployments = _default_bases(models.deployments, f.env)
     unused: dict[str, list[str]] = {}  # one warning per setting, naming every deployment (key) it is on
     for d in deployments:
@@ -216,6 +216,7 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     return Config(deployments=deployments, router=router, drop_params=drop_params,
                   master_key=master_key, verbose=verbose, max_request_bytes=max_request_bytes, cache=cache,
                   database_url=database_url, metrics_auth=metrics_auth,
+                  max_upstream_response_bytes=max_upstream, server=server,
                   inactive=tuple(f.inactive), warnings=tuple(f.warnings), source=None)
 
 

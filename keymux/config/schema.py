@@ -99,6 +99,15 @@ class RouterSettings:
 
 
 @dataclass(frozen=True)
+class ServerLimits:
+    """What one client connection may take from the server (general_settings; keymux/server.py)."""
+    header_timeout: float = 10.0  # seconds from a connection's first byte to its whole request head
+    body_timeout: float = 60.0  # seconds to receive a request body once its head is in
+    keepalive_timeout: float = 30.0  # seconds an idle kept-alive connection stays open
+    max_connections: int | None = None  # open client connections; None: 3/4 of the open-file limit
+
+
+@dataclass(frozen=True)
 class Config:
     deployments: tuple[DeploymentConfig, ...]
     router: RouterSettings = RouterSettings()
@@ -108,6 +117,8 @@ class Config:
     database_url: str | None = field(default=None, repr=False)  # usage ledger; None: keymux.db beside the config
     metrics_auth: bool = True  # /metrics needs the master key
     max_request_bytes: int = 20 * 1024 * 1024
+    max_upstream_response_bytes: int = 64 * 1024 * 1024  # one upstream answer's body, streams included
+    server: ServerLimits = ServerLimits()
     cache: CacheSettings | None = None  # None: no response cache
     # Settings accepted from a LiteLLM config but not active yet ("litellm_settings.cache").
     inactive: tuple[str, ...] = ()

@@ -5,9 +5,11 @@ calls these; each returns typed settings and records warnings and inactive setti
 
 from __future__ import annotations
 
+from typing import Any
+
 from keymux.config.fields import ENV_PREFIX, Fields, join_path
 from keymux.config.fields import show_value as sv
-from keymux.config.schema import CacheSettings, Config, RedisSettings, RouterSettings
+from keymux.config.schema import CacheSettings, Config, RedisSettings, RouterSettings, ServerLimits
 
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
                       "latency-based-routing", "round-robin")
@@ -247,9 +249,14 @@ def _cache(params: dict, f: Fields, router_redis: RedisSettings | None) -> Cache
     return CacheSettings(**values)  # type: ignore[arg-type]
 
 
-def general_settings(gs: dict, f: Fields) -> tuple[str | None, int, str | None, bool]:
+_SERVER_SECONDS = ("request_header_timeout", "request_body_timeout", "keepalive_timeout")
+
+
+def general_settings(gs: dict, f: Fields) -> tuple[str | None, int, str | None, bool, int, ServerLimits]:
     master_key = None
     max_request_bytes = Config.__dataclass_fields__["max_request_bytes"].default
+    max_upstream = Config.__dataclass_fields__["max_upstream_response_bytes"].default
+    server: dict[str, Any] = {}
     database_url: str | None = None
     metrics_auth = True
     for key, val in gs.items():
@@ -267,6 +274,12 @@ def general_settings(gs: dict, f: Fields) -> tuple[str | None, int, str | None, 
             metrics_auth = f.boolean(val, path)
         elif key == "max_request_size_mb":
             max_request_bytes = int(f.number(val, path, positive=True) * 1024 * 1024)
+        elif key == "max_upstream_response_mb":
+            max_upstream = int(f.number(val, path, positive=True) * 1024 * 1024)
+        elif key in _SERVER_SECONDS:
+            server[key.removeprefix("request_")] = f.number(val, path, positive=True)
+        elif key == "max_connections":
+            server[key] = f.integer(val, path, minimum=1)
         elif key in _LEDGER_CALLBACKS:
             f.warn(f"{path}: ignored: keymux has its own ledger and metrics")
         elif key in _GENERAL_UNSUPPORTED:
@@ -275,5 +288,5 @@ def general_settings(gs: dict, f: Fields) -> tuple[str | None, int, str | None, 
             f.unknown("general_settings", key)
     if master_key is None and f.env.get(MASTER_KEY_ENV):
         master_key = f.env[MASTER_KEY_ENV]  # LiteLLM reads it from the environment too
-    return master_key, max_request_bytes, database_url, metrics_auth
+    return master_key, max_request_bytes, database_url, metrics_auth, max_upstream, ServerLimits(**server)
 

@@ -10,11 +10,13 @@ from pathlib import Path
 
 from keymux.config.schema import Config
 from keymux.ledger.row import Row
+from keymux.ledger.secret_box import SecretBox
 from keymux.ledger.sqlite import MEMORY, SQLiteStore
 from keymux.ledger.store import LedgerStore, LedgerUnavailable
 from keymux.ledger.writer import Ledger
 
 DEFAULT_FILE = "keymux.db"
+PG_KEY_FILE = "keymux-secret.key"  # PostgreSQL: the generated key file sits beside the config file
 
 
 def sqlite_path(config: Config) -> str:
@@ -40,9 +42,18 @@ def make_store(config: Config) -> LedgerStore:
     return SQLiteStore(sqlite_path(config))
 
 
+def key_file(config: Config, store: LedgerStore) -> Path | None:
+    """Where the generated secret for run-time keys lives (when KEYMUX_SECRET_KEY is not set)."""
+    if store.dialect == "sqlite":
+        path = sqlite_path(config)
+        return None if path == MEMORY else Path(f"{path}.key")
+    return config.source.parent / PG_KEY_FILE if config.source is not None else None
+
+
 def open_ledger(config: Config) -> Ledger:
     """The ledger for this config (not started: `await ledger.start()` inside the event loop)."""
-    return Ledger(make_store(config))
+    store = make_store(config)
+    return Ledger(store, secrets=SecretBox(key_file(config, store)))
 
 
 __all__ = ["Ledger", "LedgerStore", "LedgerUnavailable", "Row", "make_store", "open_ledger", "sqlite_path"]

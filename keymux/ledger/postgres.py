@@ -14,9 +14,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from keymux.config.report import safe_url
 from keymux.ledger import sql
 from keymux.ledger.row import Row
-from keymux.ledger.store import LedgerUnavailable
+from keymux.ledger.store import LedgerUnavailable, RowRejected
 
 CONNECT_TIMEOUT = 5.0
+QUERY_TIMEOUT = 5.0  # seconds one call may take, waiting for the connection included (a hung server, a lock)
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:
@@ -39,6 +40,7 @@ class PostgresStore:
         self.where = f"postgresql {safe_url(self._url)}" + (f" schema {self.schema}" if self.schema else "")
         self._conn: Any = None
         self._lock = asyncio.Lock()
+        self.timeout = QUERY_TIMEOUT
 
     async def _connection(self) -> Any:
         if self._conn is not None and not self._conn.is_closed():
@@ -75,13 +77,24 @@ class PostgresStore:
         except ImportError:
             raise LedgerUnavailable("database_url is postgresql:// but asyncpg is not installed "
                                     "(pip install 'keymux[postgres]')") from None
-        async with self._lock:
-            try:
+        try:  # another call holds the connection (a write stuck behind a lock): do not queue forever
+            await asyncio.wait_for(self._lock.acquire(), self.timeout)
+        except TimeoutError:
+            raise LedgerUnavailable(f"{self.where}: no answer within {self.timeout:g} s (busy)") from None
+        try:
+            # Statements carry asyncpg's own timeout (it cancels them on the server); this bounds the rest
+            # (connecting, migrating, a server that answers nothing at all).
+            async with asyncio.timeout(self.timeout + CONNECT_TIMEOUT):
                 conn = await self._connection()
                 return await fn(conn)
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-                await self._drop()
-                raise LedgerUnavailable(f"{self.where}: {type(e).__name__}: {e}") from None
+        except TimeoutError:
+            await self._drop()
+            raise LedgerUnavailable(f"{self.where}: no answer within {self.timeout:g} s") from None
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            await self._drop()
+            raise LedgerUnavailable(f"{self.where}: {type(e).__name__}: {e}") from None
+        finally:
+            self._lock.release()
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -99,22 +112,28 @@ class PostgresStore:
         attempts = [a for r in rows for a in r.attempt_values()]
 
         async def go(conn: Any) -> None:
-            async with conn.transaction():
-                await conn.executemany(sql.insert_requests(), requests)
-                if attempts:
-                    await conn.executemany(sql.insert_attempts(), attempts)
+            import asyncpg
+
+            try:
+                async with conn.transaction():
+                    await conn.executemany(sql.insert_requests(), requests, timeout=self.timeout)
+                    if attempts:
+                        await conn.executemany(sql.insert_attempts(), attempts, timeout=self.timeout)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, OverflowError, UnicodeError) as e:
+                # The rows are at fault (NUL in text, a number past 64 bits), not the connection: it stays.
+                raise RowRejected(f"{type(e).__name__}: {e}") from None
 
         await self._call(go)
 
     async def fetch(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async def go(conn: Any) -> list[tuple[Any, ...]]:
-            return [tuple(r) for r in await conn.fetch(sql.numbered(query), *args)]
+            return [tuple(r) for r in await conn.fetch(sql.numbered(query), *args, timeout=self.timeout)]
 
         return await self._call(go)
 
     async def execute(self, query: str, args: Sequence[Any] = ()) -> None:
         async def go(conn: Any) -> None:
-            await conn.execute(sql.numbered(query), *args)
+            await conn.execute(sql.numbered(query), *args, timeout=self.timeout)
 
         await self._call(go)
 

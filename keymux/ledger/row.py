@@ -15,6 +15,8 @@ COLUMNS = ("id", "at", "sec", "request_id", "surface", "client", "grp", "key", "
            "total_tokens", "cost", "value", "free_tier", "latency", "ttfb", "stream", "detail", "queue_wait")
 ATTEMPT_COLUMNS = ("row_id", "seq", "at", "key", "outcome")
 DETAIL_MAX = 300
+TEXT_MAX = 200  # request ids, client names, groups: anything longer is cut (ids come from clients)
+TEXT_FIELDS = ("request_id", "surface", "client", "group", "key", "upstream_model", "outcome")
 
 
 class Row(NamedTuple):
@@ -65,6 +67,53 @@ class Row(NamedTuple):
         there (`attempts` above holds the whole list), and most requests have only a successful one."""
         return [(self.id, i, self.at, fp, outcome) for i, (fp, outcome) in enumerate(self.attempts)
                 if outcome != "ok"]
+
+
+def clean_text(text: str, limit: int = TEXT_MAX) -> str:
+    """Text any database takes: valid UTF-8 (bytes a client sent that were not, and lone surrogates, as
+    `\\xff` / `\\ud800` escapes), no NUL (PostgreSQL refuses it), at most `limit` characters."""
+    if text.isascii():
+        if "\x00" not in text and len(text) <= limit:
+            return text
+    else:
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            try:  # aiohttp keeps undecodable header bytes as surrogate escapes: show the bytes
+                text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:
+                text = text.encode("utf-8", "backslashreplace").decode()
+    return text.replace("\x00", "\\x00")[:limit]
+
+
+def clean_row(row: Row) -> Row:
+    """The ledger's edge: every text field cleaned (see clean_text) before a database sees it. A row that
+    needs nothing (nearly all) is returned as it is after one check of the fields text from outside can
+    reach (the client's request id and model name, upstream error text); the rest is keymux's own words
+    (fingerprints, outcomes, surface names), cleaned too whenever a row is."""
+    rid, client, group, model, detail = row.request_id, row.client, row.group, row.upstream_model or "", row.detail
+    try:
+        joined = rid + client + group + model + detail
+    except TypeError:  # a field that is not text: cleaned one by one below
+        joined = "\x00"
+    if (joined.isascii() and "\x00" not in joined and len(rid) <= TEXT_MAX and len(client) <= TEXT_MAX
+            and len(group) <= TEXT_MAX and len(model) <= TEXT_MAX and len(detail) <= DETAIL_MAX):
+        return row
+    changes: dict[str, Any] = {}
+    for name in TEXT_FIELDS:
+        value = getattr(row, name)
+        if value is None and name in ("key", "upstream_model"):
+            continue
+        cleaned = clean_text(value if isinstance(value, str) else str(value))
+        if cleaned is not value:
+            changes[name] = cleaned
+    detail = clean_text(row.detail if isinstance(row.detail, str) else str(row.detail), DETAIL_MAX)
+    if detail is not row.detail:
+        changes["detail"] = detail
+    attempts = tuple((clean_text(str(fp)), clean_text(str(outcome))) for fp, outcome in row.attempts)
+    if attempts != row.attempts:
+        changes["attempts"] = attempts
+    return row._replace(**changes) if changes else row
 
 
 def row_dict(values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:

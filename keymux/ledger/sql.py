@@ -35,9 +35,16 @@ def _queue_wait(real: str) -> list[str]:
     return [f"ALTER TABLE requests ADD COLUMN queue_wait {real}"]  # seconds queued for a key; NULL: before v2
 
 
+def _disables(real: str) -> list[str]:
+    # Keys an operator disabled (POST /admin/keys/{fp}/disable): re-applied at start, until enabled.
+    return [f"CREATE TABLE IF NOT EXISTS key_disables (fingerprint TEXT PRIMARY KEY, reason TEXT NOT NULL, "
+            f"at {real} NOT NULL)"]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
-    "sqlite": [(1, _ddl("REAL", "INTEGER")), (2, _queue_wait("REAL"))],
-    "postgres": [(1, _ddl("DOUBLE PRECISION", "BIGINT")), (2, _queue_wait("DOUBLE PRECISION"))],
+    "sqlite": [(1, _ddl("REAL", "INTEGER")), (2, _queue_wait("REAL")), (3, _disables("REAL"))],
+    "postgres": [(1, _ddl("DOUBLE PRECISION", "BIGINT")), (2, _queue_wait("DOUBLE PRECISION")),
+                 (3, _disables("DOUBLE PRECISION"))],
 }
 SCHEMA_VERSION = max(v for v, _ in MIGRATIONS["sqlite"])
 
@@ -149,3 +156,9 @@ KEY_COLUMNS = ("id", "grp", "fingerprint", "provider", "model", "api_key", "api_
 LIST_KEYS = f"SELECT {', '.join(KEY_COLUMNS)} FROM runtime_keys ORDER BY created, id"
 ADD_KEY = f"INSERT INTO runtime_keys ({', '.join(KEY_COLUMNS)}) VALUES ({', '.join('?' * len(KEY_COLUMNS))})"
 DELETE_KEY = "DELETE FROM runtime_keys WHERE fingerprint = ?"
+ENCRYPT_KEY = "UPDATE runtime_keys SET api_key = ? WHERE id = ?"  # a plain-text row from before encryption
+
+LIST_DISABLES = "SELECT fingerprint, reason FROM key_disables ORDER BY at, fingerprint"
+SET_DISABLE = ("INSERT INTO key_disables (fingerprint, reason, at) VALUES (?, ?, ?) "
+               "ON CONFLICT (fingerprint) DO UPDATE SET reason = excluded.reason, at = excluded.at")
+CLEAR_DISABLE = "DELETE FROM key_disables WHERE fingerprint = ?"

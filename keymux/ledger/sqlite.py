@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from keymux.ledger import sql
 from keymux.ledger.row import ATTEMPT_COLUMNS, COLUMNS, Row
-from keymux.ledger.store import LedgerUnavailable
+from keymux.ledger.store import LedgerUnavailable, RowRejected
 
 T = TypeVar("T")
 MEMORY = ":memory:"
@@ -22,6 +22,9 @@ MEMORY = ":memory:"
 MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 CHUNK_ROWS = 128  # the largest multi-row statement; smaller ones come in powers of two (see _insert)
 OPEN_RETRIES = 20  # about 10 s of waiting for a concurrent opener, in growing steps
+# What SQLite (or binding a value for it) raises when a value is at fault, not the database: an integer
+# past 64 bits, text that cannot be encoded, a constraint.
+_VALUE_ERRORS = (OverflowError, UnicodeError, sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError)
 
 
 class SQLiteStore:
@@ -101,6 +104,9 @@ class SQLiteStore:
                 _insert(conn, "requests", COLUMNS, requests)
                 _insert(conn, "attempts", ATTEMPT_COLUMNS, attempts)
                 conn.execute("COMMIT")
+            except _VALUE_ERRORS as e:
+                conn.execute("ROLLBACK")
+                raise RowRejected(f"{type(e).__name__}: {e}") from None
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

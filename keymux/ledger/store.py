@@ -16,6 +16,11 @@ class LedgerUnavailable(Exception):
     """The database cannot be reached or written (full disk, lost connection, bad path)."""
 
 
+class RowRejected(Exception):
+    """The database refused the rows themselves (a value it cannot store), not the connection: writing
+    them again will fail again, so the writer finds the row at fault and drops it."""
+
+
 class LedgerStore(Protocol):
     dialect: str  # "sqlite" | "postgres"
     where: str  # for logs and the admin API; never contains a password
@@ -25,7 +30,8 @@ class LedgerStore(Protocol):
         ...
 
     async def write(self, rows: Sequence[Row]) -> None:
-        """Insert rows in one transaction; rows already present (same id) are skipped."""
+        """Insert rows in one transaction; rows already present (same id) are skipped. Raises
+        LedgerUnavailable (try again later) or RowRejected (a value in these rows cannot be stored)."""
         ...
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...

@@ -5,6 +5,10 @@
 A failed write (full disk, database gone) leaves the rows in the buffer and is retried with backoff;
 the client's request has long been answered. When the buffer is full, new rows are dropped and
 counted (`dropped`), never blocking a request. `close()` writes what is left (app cleanup).
+
+Every row is cleaned at this edge (row.clean_row: valid UTF-8, no NUL, bounded lengths) before a database
+sees it; a row the database still refuses (RowRejected) is found, dropped, counted (`rejected`) and logged,
+and the rows around it are written: one bad row never stops the writer.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from decimal import Decimal
 from typing import Any
 
 from keymux.ledger import sql
-from keymux.ledger.row import Row, row_dict
-from keymux.ledger.store import LedgerStore, LedgerUnavailable
+from keymux.ledger.row import Row, clean_row, clean_text, row_dict
+from keymux.ledger.secret_box import SecretBox, SecretUnavailable
+from keymux.ledger.store import LedgerStore, LedgerUnavailable, RowRejected
 
 log = logging.getLogger("keymux.ledger")
 
@@ -35,15 +40,17 @@ def _num(v: Any) -> Any:
 
 class Ledger:
     def __init__(self, store: LedgerStore, *, batch: int = BATCH, interval: float = INTERVAL,
-                 max_buffer: int = MAX_BUFFER) -> None:
+                 max_buffer: int = MAX_BUFFER, secrets: SecretBox | None = None) -> None:
         self.store = store
+        self.secrets = secrets or SecretBox(None)  # run-time keys' api_key, encrypted at rest
         self.batch = batch
         self.interval = interval
         self.max_buffer = max_buffer
         self.buffer: deque[Row] = deque()
         self.dropped = 0
+        self.rejected = 0  # rows the database refused even after cleaning
         self.written = 0
-        self.available = False
+        self._available = False
         self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -74,7 +81,16 @@ class Ledger:
         if not self._opened:
             await self.store.open()
             self._opened = True
-            self.available = True
+            self._available = True
+
+    @property
+    def available(self) -> bool:
+        """The last write succeeded and the writer is running (keymux_ledger_up)."""
+        return self._available and (self._task is None or not self._task.done())
+
+    @available.setter
+    def available(self, value: bool) -> None:
+        self._available = value
 
     async def _run(self) -> None:
         failures = 0
@@ -92,28 +108,52 @@ class Ledger:
             except LedgerUnavailable:
                 failures += 1
                 await asyncio.sleep(min(BACKOFF_CAP, 0.5 * 2 ** failures))
+            except Exception:  # noqa: BLE001 - a bug in a store must not end the writer: log, retry later
+                log.exception("ledger write failed unexpectedly, %d row(s) kept for retry", len(self.buffer))
+                self._available = False
+                failures += 1
+                await asyncio.sleep(min(BACKOFF_CAP, 0.5 * 2 ** failures))
 
     async def flush(self, rows: int | None = None) -> None:
         """Write every buffered row now (or the first `rows`). Raises LedgerUnavailable (they stay buffered)."""
         async with self._lock:
             left = len(self.buffer) if rows is None else min(rows, len(self.buffer))
             while left > 0 and self.buffer:
-                batch = [self.buffer[i] for i in range(min(self.batch, left, len(self.buffer)))]
+                batch = [clean_row(self.buffer[i]) for i in range(min(self.batch, left, len(self.buffer)))]
                 try:
-                    await self._open()
-                    await self.store.write(batch)
-                except LedgerUnavailable as e:
-                    if self.available or self.last_error != str(e):
-                        log.error("ledger write failed, %d row(s) kept for retry: %s", len(self.buffer), e)
-                    self.available, self.last_error = False, str(e)
-                    raise
-                for _ in batch:
-                    self.buffer.popleft()
-                self.written += len(batch)
+                    await self._write(batch)
+                    for _ in batch:
+                        self.buffer.popleft()
+                    self.written += len(batch)
+                except RowRejected:
+                    await self._write_one_by_one(batch)
                 left -= len(batch)
-                if not self.available:
-                    log.info("ledger database is back (%s)", self.store.where)
-                self.available, self.last_error = True, None
+
+    async def _write(self, batch: list[Row]) -> None:
+        try:
+            await self._open()
+            await self.store.write(batch)
+        except LedgerUnavailable as e:
+            if self._available or self.last_error != str(e):
+                log.error("ledger write failed, %d row(s) kept for retry: %s", len(self.buffer), e)
+            self._available, self.last_error = False, str(e)
+            raise
+        if not self._available:
+            log.info("ledger database is back (%s)", self.store.where)
+        self._available, self.last_error = True, None
+
+    async def _write_one_by_one(self, batch: list[Row]) -> None:
+        """A batch the database refused: each row alone, so only the one at fault is dropped. The batch
+        is the head of the buffer, in order; LedgerUnavailable leaves the rest of it buffered."""
+        for row in batch:
+            try:
+                await self._write([row])
+                self.written += 1
+            except RowRejected as e:
+                self.rejected += 1
+                log.error("ledger row for request %s dropped, the database refused it: %s",
+                          clean_text(ascii(row.request_id)[1:-1], 80), clean_text(str(e), 200))
+            self.buffer.popleft()
 
     async def close(self, timeout: float = 10.0) -> None:
         if self._task is not None:
@@ -127,6 +167,8 @@ class Ledger:
             await asyncio.wait_for(self.flush(), timeout)
         except (TimeoutError, LedgerUnavailable) as e:
             log.error("ledger: %d row(s) could not be written at shutdown: %s", len(self.buffer), e or "timeout")
+        except Exception:  # noqa: BLE001 - shutdown goes on (the store must still be closed)
+            log.exception("ledger: %d row(s) could not be written at shutdown", len(self.buffer))
         try:
             await self.store.close()
         except LedgerUnavailable:
@@ -134,10 +176,11 @@ class Ledger:
 
     # -- reading ---------------------------------------------------------------------------
     async def _fetch(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        try:
-            await self.flush()  # best effort: what was just served should show
-        except LedgerUnavailable:
-            pass
+        if self._available:  # a database that just failed is not waited for twice
+            try:
+                await self.flush()  # best effort: what was just served should show
+            except LedgerUnavailable:
+                pass
         await self._open()
         return [tuple(_num(v) for v in r) for r in await self.store.fetch(query, args)]
 
@@ -187,14 +230,57 @@ class Ledger:
 
     # -- keys added at run time (stored with the ledger so they survive a restart) ----------
     async def runtime_keys(self) -> list[dict[str, Any]]:
+        """The stored keys with their api_key in clear, as they were added. One that cannot be decrypted
+        (secret missing or changed) is left out and logged by fingerprint; rows stored before encryption
+        are encrypted now."""
         await self._open()
         rows = await self.store.fetch(sql.LIST_KEYS)
-        return [dict(zip(sql.KEY_COLUMNS, r)) for r in rows]
+        out = []
+        plain = 0
+        for r in rows:
+            record = dict(zip(sql.KEY_COLUMNS, r))
+            stored = record["api_key"]
+            if not self.secrets.encrypted(stored):
+                plain += await self._encrypt_stored(record)
+                out.append(record)
+                continue
+            try:
+                record["api_key"] = self.secrets.decrypt(stored)
+            except SecretUnavailable as e:
+                log.error("stored run-time key %s skipped: %s", record["fingerprint"], e)
+                continue
+            out.append(record)
+        if plain:
+            log.info("%d run-time key(s) stored in plain text by an older keymux are now encrypted", plain)
+        return out
+
+    async def _encrypt_stored(self, record: dict[str, Any]) -> int:
+        try:
+            await self.store.execute(sql.ENCRYPT_KEY, (self.secrets.encrypt(record["api_key"]), record["id"]))
+        except SecretUnavailable as e:
+            log.error("stored run-time key %s stays in plain text: %s", record["fingerprint"], e)
+            return 0
+        return 1
 
     async def add_runtime_key(self, record: dict[str, Any]) -> None:
         await self._open()
-        await self.store.execute(sql.ADD_KEY, tuple(record[c] for c in sql.KEY_COLUMNS))
+        stored = {**record, "api_key": self.secrets.encrypt(record["api_key"])}
+        await self.store.execute(sql.ADD_KEY, tuple(stored[c] for c in sql.KEY_COLUMNS))
 
     async def remove_runtime_key(self, fingerprint: str) -> None:
         await self._open()
         await self.store.execute(sql.DELETE_KEY, (fingerprint,))
+
+    # -- keys an operator disabled (they stay disabled across a restart) ----------------------
+    async def disabled_keys(self) -> dict[str, str]:
+        """fingerprint -> the reason given when it was disabled."""
+        await self._open()
+        return {fp: reason for fp, reason in await self.store.fetch(sql.LIST_DISABLES)}
+
+    async def set_disabled(self, fingerprint: str, reason: str, at: float) -> None:
+        await self._open()
+        await self.store.execute(sql.SET_DISABLE, (fingerprint, reason, at))
+
+    async def clear_disabled(self, fingerprint: str) -> None:
+        await self._open()
+        await self.store.execute(sql.CLEAR_DISABLE, (fingerprint,))

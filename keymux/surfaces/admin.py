@@ -7,6 +7,7 @@ Without a master key configured, the admin API answers only to clients on this m
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import re
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ from keymux.pool.deployment import Deployment
 from keymux.pool.limits import pacific_day_start
 from keymux.reload import Changes
 from keymux.surfaces.common import JSON, check_auth, read_json
+
+log = logging.getLogger("keymux.admin")
 
 DEFAULT_WINDOW = 24 * 3600.0
 METRICS = ("outcomes", "latency")  # /admin/usage?metrics=: extra columns beside the sums
@@ -194,8 +197,35 @@ def _key_action(act: Callable[[Operator, str], Awaitable[None]], answer: dict[st
     return handler
 
 
-disable_key = _key_action(lambda gw, fp: gw.pool.disable_key(fp, "disabled by an operator"), {"state": "disabled"})
-enable_key = _key_action(lambda gw, fp: gw.pool.enable_key(fp), {"enabled": True})
+OPERATOR_DISABLE = "disabled by an operator"
+
+
+def _persisting(act: Callable[[Operator, str], Awaitable[None]], store: Callable[[Operator, str], Awaitable[None]],
+                answer: dict[str, Any]) -> Handler:
+    """A key action the ledger database remembers (so a restart keeps it). The action applies at once;
+    if the database cannot take it, the answer says so (`persisted: false`) instead of failing."""
+
+    async def handler(request: web.Request) -> web.Response:
+        gw = _admin(request)
+        fp = request.match_info["fingerprint"]
+        _known(gw, fp)
+        await act(gw, fp)
+        try:
+            await store(gw, fp)
+        except LedgerUnavailable as e:
+            log.error("key %s: %s, but not stored (it will not survive a restart): %s", fp,
+                      next(iter(answer.items())), e)
+            return _json({"key": fp, **answer, "persisted": False, "ledger_error": str(e)})
+        return _json({"key": fp, **answer, "persisted": True})
+
+    return handler
+
+
+disable_key = _persisting(lambda gw, fp: gw.pool.disable_key(fp, OPERATOR_DISABLE),
+                          lambda gw, fp: gw.ledger.set_disabled(fp, OPERATOR_DISABLE, gw.clock.time()),
+                          {"state": "disabled"})
+enable_key = _persisting(lambda gw, fp: gw.pool.enable_key(fp), lambda gw, fp: gw.ledger.clear_disabled(fp),
+                         {"enabled": True})
 reset_key = _key_action(lambda gw, fp: gw.pool.reset_key(fp), {"reset": True})
 
 

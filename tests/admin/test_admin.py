@@ -189,11 +189,13 @@ async def test_no_raw_key_in_any_admin_metrics_ledger_or_log_output(ops_stack: O
         blobs += raw
     await stack.admin("POST", "/admin/reload")
     await stack.server.close()
-    ledger_rows = b"".join(p.read_bytes() for p in tmp_path.glob("secret.db*"))
+    ledger_rows = b"".join(p.read_bytes() for p in tmp_path.glob("secret.db*") if p.suffix != ".key")
     logs = caplog.text.encode()
     for secret in (one, bad, MASTER):
         assert secret.encode() not in blobs and secret.encode() not in logs and secret.encode() not in ledger_rows
     assert added.encode() not in blobs and added.encode() not in logs
-    # The run-time key itself is stored (it must survive a restart), in a file only its owner can read.
-    assert added.encode() in ledger_rows
+    # The run-time key itself is stored (it must survive a restart) encrypted, in a file only its owner
+    # can read; so is the generated key it is encrypted with.
+    assert added.encode() not in ledger_rows and b"fernet:" in ledger_rows
     assert oct((tmp_path / "secret.db").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "secret.db.key").stat().st_mode & 0o777) == "0o600"
