@@ -11,7 +11,7 @@ from typing import AsyncIterator, Awaitable, Callable
 import orjson
 
 from keymux.exchange import Exchange, StreamTranslator, Usage
-from keymux.exchange.openai_gemini import StreamBroken
+from keymux.exchange.base import StreamBroken
 from keymux.pool import Lease
 from keymux.providers.base import Outcome, Verdict
 from keymux.translate.sse import SSEDecoder
