@@ -16,7 +16,7 @@ from keymux.exchange.base import Exchange, StreamBroken, StreamTranslator, Usage
 from keymux.exchange.gemini_gemini import GeminiPassthrough
 from keymux.exchange.openai_openai import OpenAIPassthrough
 from keymux.exchange.translating import TranslatingExchange
-from keymux.translate import registry  # by module: translate and exchange import each other
+from keymux.translate.registry import CLIENTS, PROVIDERS
 
 __all__ = ["Exchange", "StreamBroken", "StreamTranslator", "Usage", "make_exchange"]
 
@@ -31,5 +31,5 @@ def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: byt
         return OpenAIPassthrough(body, raw)
     if method != "generateContent":
         raise BadRequest(f"{method} is only available for model groups served by Gemini keys")
-    return TranslatingExchange(registry.CLIENTS[surface], registry.PROVIDERS[provider], body, model=model, drop_params=drop_params,
+    return TranslatingExchange(CLIENTS[surface], PROVIDERS[provider], body, model=model, drop_params=drop_params,
                                include_usage=include_usage)

@@ -5,25 +5,20 @@ from __future__ import annotations
 from typing import Mapping, Protocol
 
 from keymux.config.schema import DeploymentConfig
+from keymux.errors import StreamBroken
 from keymux.providers.base import Verdict
 from keymux.translate.pivot import Usage
 
 __all__ = ["Exchange", "StreamBroken", "StreamTranslator", "Usage"]
 
 
-class StreamBroken(Exception):
-    """The upstream sent an error object inside a 200 stream."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 class StreamTranslator(Protocol):
     """Turns upstream SSE `data:` payloads into client-framed bytes."""
 
-    usage: Usage | None
+    @property
+    def usage(self) -> Usage | None:
+        """The last usage the upstream reported; None until one arrived."""
+        ...
 
     def feed(self, payload: bytes) -> list[bytes]: ...
 

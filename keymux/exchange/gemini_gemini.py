@@ -12,7 +12,7 @@ from keymux.exchange.shapes import gemini_error
 from keymux.providers import gemini
 from keymux.providers.base import Verdict
 from keymux.translate.estimate import estimate_gemini_prompt_tokens
-from keymux.translate.providers import gemini as codec  # by module: translate and exchange import each other
+from keymux.translate.providers import gemini as codec
 from keymux.translate.sse import sse_event
 
 

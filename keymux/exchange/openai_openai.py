@@ -13,7 +13,7 @@ from keymux.exchange.shapes import openai_error
 from keymux.providers import openai
 from keymux.providers.base import Verdict
 from keymux.translate.estimate import estimate_prompt_tokens
-from keymux.translate.providers import openai as codec  # by module: translate and exchange import each other
+from keymux.translate.providers import openai as codec
 from keymux.translate.sse import DONE, sse_event
 
 

@@ -9,28 +9,28 @@ reused by every retry on another key.
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any, Mapping
 
 from keymux.config.schema import DeploymentConfig
 from keymux.providers.base import Verdict
+from keymux.translate.codecs import ClientCodec, ProviderCodec, StreamDecoder, StreamEncoder
 from keymux.translate.pivot import Usage
 
 
 class TranslatingStream:
     __slots__ = ("_decoder", "_encoder")
 
-    def __init__(self, decoder: Any, encoder: Any) -> None:
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
         self._decoder = decoder
         self._encoder = encoder
 
     @property
     def usage(self) -> Usage | None:
-        return self._encoder.usage  # type: ignore[no-any-return]
+        return self._encoder.usage
 
     def feed(self, payload: bytes) -> list[bytes]:
         delta = self._decoder.feed(payload)
-        return self._encoder.feed(delta) if delta is not None else []  # type: ignore[no-any-return]
+        return self._encoder.feed(delta) if delta is not None else []
 
     def finish(self) -> list[bytes]:
         leftover = self._decoder.finish()
@@ -38,14 +38,14 @@ class TranslatingStream:
         return out + self._encoder.finish()
 
     def error(self, status: int, message: str) -> bytes:
-        return self._encoder.error(status, message)  # type: ignore[no-any-return]
+        return self._encoder.error(status, message)
 
 
 class TranslatingExchange:
     __slots__ = ("provider", "estimated_tokens", "_client", "_codec", "_req", "_model", "_include_usage",
                  "_encoded")
 
-    def __init__(self, client: ModuleType, codec: ModuleType, body: Any, *, model: str, drop_params: bool,
+    def __init__(self, client: ClientCodec, codec: ProviderCodec, body: Any, *, model: str, drop_params: bool,
                  include_usage: bool) -> None:
         self._client = client
         self._codec = codec
@@ -74,8 +74,7 @@ class TranslatingExchange:
 
     def error(self, status: int, raw: bytes, verdict: Verdict) -> bytes:
         message, code = self._codec.error_details(raw)
-        return self._client.encode_error(status, message or verdict.reason or f"upstream answered {status}",
-                                         code)  # type: ignore[no-any-return]
+        return self._client.encode_error(status, message or verdict.reason or f"upstream answered {status}", code)
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes, now: float) -> Verdict:
-        return self._codec.classify(status, headers, raw, now)  # type: ignore[no-any-return]
+        return self._codec.classify(status, headers, raw, now)

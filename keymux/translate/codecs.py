@@ -1,5 +1,5 @@
 """What a client API module and a provider module provide (modules satisfy these protocols; mypy checks
-them in keymux/exchange/registry.py). Adding one is one module plus one line in that registry."""
+them in keymux/translate/registry.py). Adding one is one module plus one line in that registry."""
 
 from __future__ import annotations
 

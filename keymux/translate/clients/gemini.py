@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from keymux.errors import BadRequest
-from keymux.exchange.shapes import gemini_error
+from keymux.translate.error_bodies import gemini_error
 from keymux.translate import pivot as p
 from keymux.translate._json import Json, get_str
 from keymux.translate.codecs import Target

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from keymux.errors import BadRequest
-from keymux.exchange.shapes import openai_error
+from keymux.translate.error_bodies import openai_error
 from keymux.ids import new_id
 from keymux.translate import pivot as p
 from keymux.translate._json import Json
@@ -156,7 +156,9 @@ class _Messages:
     def _file(self, file: Any, where: str) -> p.Part:
         if not isinstance(file, dict):
             raise BadRequest(f"{where}.file must be an object", param=f"{where}.file")
-        filename = file.get("filename") if isinstance(file.get("filename"), str) else ""
+        filename = file.get("filename")
+        if not isinstance(filename, str):
+            filename = ""
         default_mime = guess_mime(filename, "application/pdf") if filename else "application/pdf"
         data = file.get("file_data")
         if isinstance(data, str) and data:
@@ -168,7 +170,9 @@ class _Messages:
             return part
         file_id = file.get("file_id")
         if isinstance(file_id, str) and file_id:
-            mime = file.get("format") if isinstance(file.get("format"), str) else default_mime
+            mime = file.get("format")
+            if not isinstance(mime, str):
+                mime = default_mime
             return p.Part(p.MEDIA, mime=mime, url=file_id, name=filename)
         raise BadRequest(f"{where}.file needs 'file_data' or 'file_id'", param=f"{where}.file")
 

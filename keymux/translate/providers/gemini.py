@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from keymux.exchange.base import StreamBroken
+from keymux.errors import StreamBroken
 from keymux.providers import gemini as wire
 from keymux.providers.base import Verdict
 from keymux.translate import pivot as p

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from keymux.exchange.base import StreamBroken
+from keymux.errors import StreamBroken
 from keymux.providers import openai as wire
 from keymux.translate import pivot as p
 from keymux.translate._json import Json, get_dict, get_int
