@@ -53,8 +53,12 @@ def decode_request(body: Any, *, drop_params: bool, target: Target) -> p.Request
     _check_params(body, drop_params, target)
     req = p.Request()
     _Messages(req, target).convert(body.get("messages"))
-    req.tools = _tools(body.get("tools"), drop_params, target)
-    req.tool_choice = _tool_choice(body.get("tool_choice"), [t.name for t in req.tools])
+    tools = body.get("tools")
+    if tools is not None:
+        req.tools = _tools(tools, drop_params, target)
+    choice = body.get("tool_choice")
+    if choice is not None:
+        req.tool_choice = _tool_choice(choice, [t.name for t in req.tools])
     _generation(body, req)
     return req
 
@@ -86,17 +90,27 @@ class _Messages:
             raise BadRequest("'messages' must be a non-empty array of message objects", param="messages")
         system, out = self._req.system, self._req.messages
         for i, msg in enumerate(messages):
-            where = f"messages[{i}]"
             if not isinstance(msg, dict):
-                raise BadRequest(f"{where} must be an object with a 'role'", param=where)
+                raise BadRequest(f"messages[{i}] must be an object with a 'role'", param=f"messages[{i}]")
             role = msg.get("role")
+            content = msg.get("content")
+            if content.__class__ is str and (role == "user" or role == "system"):  # the common message
+                if content:
+                    if role == "user":
+                        out.append(p.Message("user", [p.Part(p.TEXT, content)]))
+                    else:
+                        system.append(p.Part(p.TEXT, content))
+                continue
+            where = f"messages[{i}]"
             if role not in _ROLES:
                 raise BadRequest(
                     f"{where}.role must be one of 'system', 'developer', 'user', 'assistant', 'tool'; got {role!r}",
                     param=f"{where}.role",
                 )
             if role in ("system", "developer"):
-                system.extend(p.Part(p.TEXT, t) for t in _texts(msg.get("content"), where) if t)
+                for text in _texts(content, where):
+                    if text:
+                        system.append(p.Part(p.TEXT, text))
                 continue
             if role == "user":
                 parts = self._user_parts(msg.get("content"), where)
@@ -334,19 +348,20 @@ def _number(body: Json, key: str, integer: bool, minimum: float | None) -> Any:
     return value
 
 
-_NUMBERS = (  # OpenAI name, pivot attribute, integer, minimum
-    ("temperature", "temperature", False, 0), ("top_p", "top_p", False, 0), ("top_k", "top_k", True, 1),
-    ("n", "n", True, 1), ("seed", "seed", True, None), ("presence_penalty", "presence_penalty", False, None),
-    ("frequency_penalty", "frequency_penalty", False, None),
-)
+_NUMBERS: dict[str, tuple[str, bool, float | None]] = {  # OpenAI name: pivot attribute, integer, minimum
+    "temperature": ("temperature", False, 0), "top_p": ("top_p", False, 0), "top_k": ("top_k", True, 1),
+    "n": ("n", True, 1), "seed": ("seed", True, None), "presence_penalty": ("presence_penalty", False, None),
+    "frequency_penalty": ("frequency_penalty", False, None),
+}
 
 
 def _generation(body: Json, req: p.Request) -> None:
     key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     req.max_tokens = _number(body, key, True, 1)
-    for name, attr, integer, minimum in _NUMBERS:
-        if name in body:
-            setattr(req, attr, _number(body, name, integer, minimum))
+    for name in body:
+        spec = _NUMBERS.get(name)
+        if spec is not None:
+            setattr(req, spec[0], _number(body, name, spec[1], spec[2]))
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
@@ -446,7 +461,12 @@ class _Pieces:
 def response_doc(resp: p.Response, *, model: str, response_id: str, created: int) -> Json:
     choices = []
     for choice in resp.choices:
-        pieces = _Pieces(choice.parts, response_id, choice.index, 0, 0)
+        parts = choice.parts
+        if len(parts) == 1 and parts[0].kind == p.TEXT:  # the common answer: one piece of text
+            choices.append({"index": choice.index, "message": {"role": "assistant", "content": parts[0].text or None},
+                            "logprobs": None, "finish_reason": finish_reason(choice.finish, False)})
+            continue
+        pieces = _Pieces(parts, response_id, choice.index, 0, 0)
         message: Json = {"role": "assistant", "content": "".join(pieces.text) or None}
         if pieces.reasoning:
             message["reasoning_content"] = "".join(pieces.reasoning)
@@ -517,20 +537,13 @@ class StreamEncoder:
             index = choice.index
             if index in self._finished:
                 continue
-            tools_before = self._tools.get(index, 0)
-            images_before = self._images.get(index, 0)
-            pieces = _Pieces(choice.parts, self._id, index, tools_before, images_before)
             body = self._delta(index)
-            if pieces.reasoning:
-                body["reasoning_content"] = "".join(pieces.reasoning)
-            if pieces.text:
-                body["content"] = "".join(pieces.text)
-            if pieces.tool_calls:
-                body["tool_calls"] = pieces.tool_calls
-                self._tools[index] = tools_before + len(pieces.tool_calls)
-            if pieces.images:
-                body["images"] = pieces.images
-                self._images[index] = images_before + len(pieces.images)
+            parts = choice.parts
+            if len(parts) == 1 and parts[0].kind == p.TEXT:  # the common chunk: one piece of text
+                if parts[0].text:
+                    body["content"] = parts[0].text
+            elif parts:
+                self._pieces(index, parts, body)
             finish = None
             if choice.finish is not None:
                 finish = finish_reason(choice.finish, self._tools.get(index, 0) > 0)
@@ -538,6 +551,21 @@ class StreamEncoder:
             if body or finish:
                 out.append(self._chunk(index, body, finish))
         return out
+
+    def _pieces(self, index: int, parts: list[p.Part], body: Json) -> None:
+        tools_before = self._tools.get(index, 0)
+        images_before = self._images.get(index, 0)
+        pieces = _Pieces(parts, self._id, index, tools_before, images_before)
+        if pieces.reasoning:
+            body["reasoning_content"] = "".join(pieces.reasoning)
+        if pieces.text:
+            body["content"] = "".join(pieces.text)
+        if pieces.tool_calls:
+            body["tool_calls"] = pieces.tool_calls
+            self._tools[index] = tools_before + len(pieces.tool_calls)
+        if pieces.images:
+            body["images"] = pieces.images
+            self._images[index] = images_before + len(pieces.images)
 
     def final_chunks(self) -> list[Json]:
         """After the upstream stream ended: the usage chunk, if asked for."""

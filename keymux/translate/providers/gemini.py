@@ -84,7 +84,7 @@ def request_body(req: p.Request) -> Json:
     out: Json = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
-    declarations = [_declaration(tool) for tool in req.tools]
+    declarations = [_declaration(tool) for tool in req.tools] if req.tools else None
     if declarations:
         out["tools"] = [{"functionDeclarations": declarations}]
         choice = req.tool_choice
@@ -144,19 +144,24 @@ def _declaration(tool: p.Tool) -> Json:
     return out
 
 
-_NUMBERS = (
-    ("max_tokens", "maxOutputTokens"), ("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
-    ("n", "candidateCount"), ("seed", "seed"), ("presence_penalty", "presencePenalty"),
-    ("frequency_penalty", "frequencyPenalty"),
-)
-
-
 def _generation_config(req: p.Request) -> Json:
     out: Json = {}
-    for attr, gemini_name in _NUMBERS:
-        value = getattr(req, attr)
-        if value is not None:
-            out[gemini_name] = value
+    if req.max_tokens is not None:
+        out["maxOutputTokens"] = req.max_tokens
+    if req.temperature is not None:
+        out["temperature"] = req.temperature
+    if req.top_p is not None:
+        out["topP"] = req.top_p
+    if req.top_k is not None:
+        out["topK"] = req.top_k
+    if req.n is not None:
+        out["candidateCount"] = req.n
+    if req.seed is not None:
+        out["seed"] = req.seed
+    if req.presence_penalty is not None:
+        out["presencePenalty"] = req.presence_penalty
+    if req.frequency_penalty is not None:
+        out["frequencyPenalty"] = req.frequency_penalty
     if req.stop:
         out["stopSequences"] = req.stop
     if req.response_format is not None:
@@ -214,10 +219,10 @@ def parts(raw: Any) -> list[p.Part]:
         if not isinstance(part, dict):
             continue
         signature = part.get("thoughtSignature")
-        if not isinstance(signature, str) or not signature:
+        if signature is not None and (not isinstance(signature, str) or not signature):
             signature = None
         text = part.get("text")
-        if isinstance(text, str):
+        if text is not None and isinstance(text, str):
             if text or signature:
                 out.append(p.Part(p.THINKING if part.get("thought") is True else p.TEXT, text, signature))
             continue
@@ -266,7 +271,8 @@ def response(doc: Json) -> p.Response:
     choices = []
     if isinstance(candidates, list):
         choices = [_choice(pos, cand) for pos, cand in enumerate(candidates) if isinstance(cand, dict)]
-        choices.sort(key=_index)
+        if len(choices) > 1:
+            choices.sort(key=_index)
     return p.Response(choices, usage(doc.get("usageMetadata")), _str(doc, "responseId"), _str(doc, "modelVersion"),
                       None if choices else _blocked(doc))
 
@@ -291,7 +297,7 @@ def chunk(payload: bytes) -> Json:
     if not isinstance(doc, dict):
         raise StreamBroken(502, "upstream sent a malformed stream chunk")
     err = doc.get("error")
-    if isinstance(err, dict):
+    if err is not None and isinstance(err, dict):
         raise StreamBroken(int(err.get("code") or 500), str(err.get("message") or "upstream error"))
     return doc
 
@@ -300,8 +306,12 @@ def delta(doc: Json) -> p.Delta:
     candidates = doc.get("candidates")
     choices = []
     if isinstance(candidates, list):
-        choices = [_choice(pos, cand) for pos, cand in enumerate(candidates) if isinstance(cand, dict)]
-    return p.Delta(choices, usage(doc.get("usageMetadata")), None, None, None if candidates else _blocked(doc))
+        for pos, cand in enumerate(candidates):
+            if isinstance(cand, dict):
+                choices.append(_choice(pos, cand))
+    metadata = doc.get("usageMetadata")
+    return p.Delta(choices, usage(metadata) if metadata is not None else None, None, None,
+                   None if candidates else _blocked(doc))
 
 
 class StreamDecoder:
@@ -310,7 +320,10 @@ class StreamDecoder:
     __slots__ = ()
 
     def feed(self, payload: bytes) -> p.Delta | None:
-        return delta(chunk(payload))
+        doc = orjson.loads(payload)
+        if doc.__class__ is not dict or "error" in doc:  # the hot path is one dict: check the rest in chunk()
+            doc = chunk(payload)
+        return delta(doc)
 
     def finish(self) -> p.Delta | None:
         return None
