@@ -370,7 +370,9 @@ def _generation(body: Json, req: p.Request) -> None:
             req.stop = [s for s in stop if s]
     elif stop is not None:
         raise BadRequest("'stop' must be a string or an array of strings", param="stop")
-    _response_format(body.get("response_format"), req)
+    fmt = body.get("response_format")
+    if fmt is not None:
+        _response_format(fmt, req)
     modalities = body.get("modalities")
     if modalities is not None:
         if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):

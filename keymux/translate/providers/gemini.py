@@ -70,7 +70,7 @@ def encode_request(req: p.Request, model: str, stream: bool) -> bytes:
 def request_body(req: p.Request) -> Json:
     contents: list[Json] = []
     for msg in req.messages:
-        parts = [_part(part) for part in msg.parts]
+        parts = [{"text": q.text} if q.kind == p.TEXT and q.signature is None else _part(q) for q in msg.parts]
         if not parts:
             continue
         role = "model" if msg.role == "assistant" else "user"
@@ -78,7 +78,7 @@ def request_body(req: p.Request) -> Json:
             contents[-1]["parts"].extend(parts)
         else:
             contents.append({"role": role, "parts": parts})
-    system = [_part(part) for part in req.system]
+    system = [{"text": q.text} if q.kind == p.TEXT and q.signature is None else _part(q) for q in req.system]
     if not contents:  # a lone system prompt: Gemini needs contents, so it becomes the user turn
         contents, system = [{"role": "user", "parts": system}], []
     out: Json = {"contents": contents}
@@ -273,17 +273,13 @@ def response(doc: Json) -> p.Response:
         choices = [_choice(pos, cand) for pos, cand in enumerate(candidates) if isinstance(cand, dict)]
         if len(choices) > 1:
             choices.sort(key=_index)
-    return p.Response(choices, usage(doc.get("usageMetadata")), _str(doc, "responseId"), _str(doc, "modelVersion"),
-                      None if choices else _blocked(doc))
+    rid, model = doc.get("responseId"), doc.get("modelVersion")
+    return p.Response(choices, usage(doc.get("usageMetadata")), rid if isinstance(rid, str) else None,
+                      model if isinstance(model, str) else None, None if choices else _blocked(doc))
 
 
 def _index(choice: p.Choice) -> int:
     return choice.index
-
-
-def _str(doc: Json, key: str) -> str | None:
-    value = doc.get(key)
-    return value if isinstance(value, str) else None
 
 
 # -- stream ----------------------------------------------------------------------------------------
