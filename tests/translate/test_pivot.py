@@ -20,7 +20,12 @@ from keymux.translate.providers import openai as openai_provider
 from keymux.translate.registry import CLIENTS, PROVIDERS
 from keymux.translate.sse import SSEDecoder
 
-from .compose import request_to_gemini, request_to_openai, response_from_gemini, response_to_gemini
+from .compose import (
+    request_to_gemini,
+    request_to_openai,
+    response_from_gemini,
+    response_to_gemini,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -122,7 +127,8 @@ def test_every_client_api_reaches_every_provider(surface: str, provider: str) ->
     ex = make_exchange(surface, provider, body=BODIES[surface], raw=raw, model="group", drop_params=False)
     url, headers, body = ex.request(_Dep(), False)  # type: ignore[arg-type]
     assert ex.provider == provider
-    assert _Dep.api_key not in url
+    assert _Dep.api_key not in url and _Dep.api_key.encode() not in body
+    assert any(_Dep.api_key in value for value in headers.values())  # the key travels in a header only
     if surface == provider:
         assert body == raw or orjson.loads(body) == {**BODIES[surface], "model": "upstream-model"}
     else:
