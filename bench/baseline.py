@@ -5,7 +5,7 @@ No auth, no pool, no quota windows, no retries, no failover, no logging. Transla
 functions (keymux.translate): translating is the floor's job too, so the comparison isolates what the
 gateway adds on top of it (routing, admission, failure handling, headers).
 
-    python bench/baseline.py --port 8100 --upstream http://127.0.0.1:8001 --keys bench-key0,bench-key1
+    python -m bench.baseline --port 8100 --upstream http://127.0.0.1:8001 --keys bench-key0,bench-key1
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from keymux.translate.openai_gemini import StreamToOpenAI, request_to_gemini, response_from_gemini
-from keymux.translate.sse import SSEDecoder, sse_event
+from keymux.translate.clients import openai_chat
+from keymux.translate.providers import gemini
+from keymux.translate.sse import SSEDecoder
 
 UPSTREAM_MODEL = "gemini-2.5-flash"
 
@@ -44,7 +45,8 @@ def make_app(upstream: str, keys: list[str]) -> web.Application:
         body = orjson.loads(await request.read())
         model = body.get("model", "")
         stream = bool(body.get("stream"))
-        data = orjson.dumps(request_to_gemini(body, drop_params=False))
+        data = gemini.encode_request(openai_chat.decode_request(body, drop_params=False, target=gemini), model,
+                                     stream)
         headers = {"x-goog-api-key": next(rotation), "content-type": "application/json"}
         rid = f"chatcmpl-{os.urandom(12).hex()}"
         session = request.app[session_key]
@@ -53,7 +55,8 @@ def make_app(upstream: str, keys: list[str]) -> web.Application:
                 raw = await up.read()
                 if up.status != 200:
                     return web.Response(status=up.status, body=raw, content_type="application/json")
-            out = response_from_gemini(orjson.loads(raw), model=model, response_id=rid, created=int(time.time()))
+            out = openai_chat.response_doc(gemini.decode_response(raw), model=model, response_id=rid,
+                                           created=int(time.time()))
             return web.Response(body=orjson.dumps(out), content_type="application/json")
         async with session.post(f"{base}:streamGenerateContent?alt=sse", data=data, headers=headers) as up:
             if up.status != 200:
@@ -61,17 +64,17 @@ def make_app(upstream: str, keys: list[str]) -> web.Application:
             resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
             await resp.prepare(request)
             decoder = SSEDecoder()
-            st = StreamToOpenAI(model=model, response_id=rid, created=int(time.time()), include_usage=False)
+            chunks = gemini.StreamDecoder()
+            st = openai_chat.StreamEncoder(model, False, response_id=rid)
             async for chunk in up.content.iter_any():
                 for payload in decoder.feed(chunk):
-                    for c in st.feed(orjson.loads(payload)):
-                        await resp.write(sse_event(orjson.dumps(c)))
+                    for event in st.feed(chunks.feed(payload)):
+                        await resp.write(event)
             for payload in decoder.flush():
-                for c in st.feed(orjson.loads(payload)):
-                    await resp.write(sse_event(orjson.dumps(c)))
-            for c in st.finish():
-                await resp.write(sse_event(orjson.dumps(c)))
-            await resp.write(b"data: [DONE]\n\n")
+                for event in st.feed(chunks.feed(payload)):
+                    await resp.write(event)
+            for event in st.finish():  # ends in [DONE]
+                await resp.write(event)
             await resp.write_eof()
             return resp
 

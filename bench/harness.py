@@ -36,7 +36,8 @@ import orjson
 
 from bench import cold_start, instructions
 from bench.load import Result, have_wrk, run_load
-from keymux.translate.openai_gemini import request_to_gemini
+from keymux.translate.clients import openai_chat
+from keymux.translate.providers import gemini as gemini_codec
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         results["startup_s"] = startups
 
         # -- the baseline
-        base = procs.spawn("baseline", pinned([PY, str(HERE / "baseline.py"), "--port", str(base_port),
+        base = procs.spawn("baseline", pinned([PY, "-m", "bench.baseline", "--port", str(base_port),
                                                "--upstream", upstream, "--keys", ",".join(CHAT_KEYS)], gw_cpu))
         wait_ready(f"http://127.0.0.1:{base_port}/health/readiness", base)
 
@@ -319,7 +320,8 @@ def wait_ready_emulator(upstream: str, proc: subprocess.Popen) -> None:
 def target_table(upstream: str, base_port: int, km_port: int) -> dict[str, dict[str, tuple[str, bytes, dict]]]:
     openai_json = orjson.dumps(OPENAI_BODY)
     openai_stream = orjson.dumps({**OPENAI_BODY, "stream": True})
-    gemini_body = orjson.dumps(request_to_gemini(dict(OPENAI_BODY), drop_params=False))
+    gemini_body = gemini_codec.encode_request(
+        openai_chat.decode_request(dict(OPENAI_BODY), drop_params=False, target=gemini_codec), "", False)
     ct = {"Content-Type": "application/json"}
     native = f"{upstream}/v1beta/models/{UPSTREAM_MODEL}"
     direct_h = {**ct, "x-goog-api-key": CHAT_KEYS[0]}
@@ -467,7 +469,7 @@ def count_instructions(procs: Procs, n: int, upstream: str, env: dict[str, str],
           f"all threads):", flush=True)
     port = free_port()
     cmds = {
-        "baseline": [PY, str(HERE / "baseline.py"), "--port", str(port), "--upstream", upstream,
+        "baseline": [PY, "-m", "bench.baseline", "--port", str(port), "--upstream", upstream,
                      "--keys", ",".join(CHAT_KEYS)],
         "keymux": [KEYMUX, "serve", "--config", str(HERE / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
     }

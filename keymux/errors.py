@@ -13,6 +13,8 @@
     ├── Unavailable           503  a service keymux needs (the ledger database) is down
     └── UpstreamFailed        the upstream's own answer, or 502/504 when every try failed
 
+    StreamBroken   an error object inside a 200 stream (not a KeymuxError: attempt.py turns it into a verdict)
+
 Upstream answers never raise: providers turn them into a `Verdict` (providers/base.py);
 the relay raises `UpstreamFailed` only once it has given up.
 """
@@ -114,3 +116,12 @@ class UpstreamFailed(KeymuxError):
         self.retry_after = retry_after
         if google_status:
             self.google_status = google_status
+
+
+class StreamBroken(Exception):
+    """The upstream sent an error object inside a 200 stream (raised by the provider codecs)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

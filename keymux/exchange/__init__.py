@@ -1,7 +1,10 @@
-"""One adapter per (client API, provider) pair: how a parsed client request becomes an upstream
-call, and how the upstream answer comes back in the client's shape.
+"""How a parsed client request becomes an upstream call, and the upstream answer comes back in the
+client's shape.
 
-The relay only talks to the `Exchange` protocol (exchange/base.py); `make_exchange` picks the pair.
+Where the client's API is the provider's, the body passes through untouched (gemini_gemini.py,
+openai_openai.py). Every other pair is one `TranslatingExchange` of the client's codec and the
+provider's codec, meeting at the pivot (keymux/translate/registry.py lists them).
+The relay only talks to the `Exchange` protocol (exchange/base.py).
 """
 
 from __future__ import annotations
@@ -9,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from keymux.errors import BadRequest
-from keymux.exchange.base import Exchange, StreamTranslator, Usage
+from keymux.exchange.base import Exchange, StreamBroken, StreamTranslator, Usage
 from keymux.exchange.gemini_gemini import GeminiPassthrough
-from keymux.exchange.gemini_openai import GeminiToOpenAI
-from keymux.exchange.openai_gemini import OpenAIToGemini, StreamBroken
 from keymux.exchange.openai_openai import OpenAIPassthrough
+from keymux.exchange.translating import TranslatingExchange
+from keymux.translate.registry import CLIENTS, PROVIDERS
 
 __all__ = ["Exchange", "StreamBroken", "StreamTranslator", "Usage", "make_exchange"]
 
@@ -21,13 +24,13 @@ __all__ = ["Exchange", "StreamBroken", "StreamTranslator", "Usage", "make_exchan
 def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: bytes, model: str,
                   drop_params: bool, include_usage: bool = False, method: str = "generateContent") -> Exchange:
     """`model` is the name the client asked for (echoed back in translated responses);
-    `method` is the Gemini method a Gemini client called (generateContent, countTokens)."""
-    if surface == "openai":
-        if provider == "gemini":
-            return OpenAIToGemini(body, model=model, drop_params=drop_params, include_usage=include_usage)
+    `method` is the request's operation: "chat" for OpenAI chat, the Gemini method a Gemini client called
+    (generateContent, countTokens, ...)."""
+    if surface == provider:
+        if surface == "gemini":
+            return GeminiPassthrough(body, raw, method)
         return OpenAIPassthrough(body, raw)
-    if provider == "gemini":
-        return GeminiPassthrough(body, raw, method)
-    if method != "generateContent":
+    if surface == "gemini" and method != "generateContent":
         raise BadRequest(f"{method} is only available for model groups served by Gemini keys")
-    return GeminiToOpenAI(body, model=model)
+    return TranslatingExchange(CLIENTS[surface], PROVIDERS[provider], body, model=model, drop_params=drop_params,
+                               include_usage=include_usage)

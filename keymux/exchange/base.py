@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Mapping, Protocol
 
 from keymux.config.schema import DeploymentConfig
+from keymux.errors import StreamBroken
 from keymux.providers.base import Verdict
+from keymux.translate.pivot import Usage
 
-
-@dataclass
-class Usage:
-    prompt: int = 0
-    completion: int = 0
-    reasoning: int = 0
-    total: int = 0
-
-    @classmethod
-    def from_openai(cls, u: Mapping[str, Any] | None) -> Usage | None:
-        if not u:
-            return None
-        details = u.get("completion_tokens_details") or {}
-        prompt = int(u.get("prompt_tokens") or 0)
-        completion = int(u.get("completion_tokens") or 0)
-        return cls(prompt, completion, int(details.get("reasoning_tokens") or 0),
-                   int(u.get("total_tokens") or prompt + completion))
-
-    @classmethod
-    def from_gemini(cls, m: Mapping[str, Any] | None) -> Usage | None:
-        if not m:
-            return None
-        prompt = int(m.get("promptTokenCount") or 0)
-        thoughts = int(m.get("thoughtsTokenCount") or 0)
-        completion = int(m.get("candidatesTokenCount") or 0) + thoughts
-        return cls(prompt, completion, thoughts, int(m.get("totalTokenCount") or prompt + completion))
+__all__ = ["Exchange", "StreamBroken", "StreamTranslator", "Usage"]
 
 
 class StreamTranslator(Protocol):
     """Turns upstream SSE `data:` payloads into client-framed bytes."""
 
-    usage: Usage | None
+    @property
+    def usage(self) -> Usage | None:
+        """The last usage the upstream reported; None until one arrived."""
+        ...
 
     def feed(self, payload: bytes) -> list[bytes]: ...
 

@@ -8,11 +8,11 @@ import orjson
 
 from keymux.config.schema import DeploymentConfig
 from keymux.exchange.base import Usage
-from keymux.exchange.openai_gemini import gemini_chunk
 from keymux.exchange.shapes import gemini_error
 from keymux.providers import gemini
 from keymux.providers.base import Verdict
-from keymux.translate.openai_gemini import estimate_gemini_prompt_tokens
+from keymux.translate.estimate import estimate_gemini_prompt_tokens
+from keymux.translate.providers import gemini as codec
 from keymux.translate.sse import sse_event
 
 
@@ -24,10 +24,10 @@ class _PassStream:
         # Parse only what we must look at: errors, and the usage in the last chunks.
         head = payload[:16]
         if b"error" in head or b"usageMetadata" in payload:
-            chunk = gemini_chunk(payload)
+            chunk = codec.chunk(payload)
             if "usageMetadata" in chunk:
-                self.usage = Usage.from_gemini(chunk["usageMetadata"])
-        return [b"data: " + payload + b"\r\n\r\n"]
+                self.usage = codec.usage(chunk["usageMetadata"] or None)
+        return [sse_event(payload, crlf=True)]
 
     def finish(self) -> list[bytes]:
         return []
@@ -55,7 +55,7 @@ class GeminiPassthrough:
             if isinstance(doc, list) and doc:
                 doc = doc[-1]
             if isinstance(doc, dict):
-                usage = Usage.from_gemini(doc.get("usageMetadata"))
+                usage = codec.usage(doc.get("usageMetadata") or None)
         return raw, usage
 
     def stream(self) -> _PassStream:

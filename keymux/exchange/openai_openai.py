@@ -8,12 +8,13 @@ import orjson
 
 from keymux.config.schema import DeploymentConfig
 from keymux.exchange.base import Usage
-from keymux.exchange.openai_gemini import StreamBroken
+from keymux.exchange.base import StreamBroken
 from keymux.exchange.shapes import openai_error
 from keymux.providers import openai
 from keymux.providers.base import Verdict
-from keymux.translate.openai_gemini import estimate_prompt_tokens
-from keymux.translate.sse import sse_event
+from keymux.translate.estimate import estimate_prompt_tokens
+from keymux.translate.providers import openai as codec
+from keymux.translate.sse import DONE, sse_event
 
 
 class _PassStream:
@@ -31,11 +32,11 @@ class _PassStream:
                     err = chunk["error"]
                     raise StreamBroken(502, str(err.get("message") or "upstream error"))
                 if chunk.get("usage"):
-                    self.usage = Usage.from_openai(chunk["usage"])
-        return [b"data: " + payload + b"\n\n"]
+                    self.usage = codec.usage(chunk["usage"])
+        return [sse_event(payload)]
 
     def finish(self) -> list[bytes]:
-        return [] if self._done else [b"data: [DONE]\n\n"]
+        return [] if self._done else [DONE]
 
     def error(self, status: int, message: str) -> bytes:
         return sse_event(openai_error(status, message))
@@ -57,7 +58,7 @@ class OpenAIPassthrough:
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         doc = orjson.loads(raw)
-        return raw, Usage.from_openai(doc.get("usage") if isinstance(doc, dict) else None)
+        return raw, codec.usage(doc.get("usage") if isinstance(doc, dict) and doc.get("usage") else None)
 
     def stream(self) -> _PassStream:
         return _PassStream()

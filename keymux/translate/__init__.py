@@ -1,8 +1,10 @@
-"""Pure translators between client API formats and upstream API formats.
+"""Pure translators between API formats, through one pivot (docs/pivot.md).
 
-    openai_gemini   OpenAI chat client  -> Gemini generateContent upstream (and back)
-    gemini_openai   Gemini client       -> OpenAI(-compatible) upstream (and back)
-    sse             server-sent events framing shared by both stream directions
+    pivot       the neutral request / response / stream delta, and Usage
+    clients/    one module per client API: its request -> pivot; pivot -> its answer, stream, errors
+    providers/  one module per upstream API: pivot -> its request; its answer and stream -> pivot
+    registry    the client and provider codecs by name
+    sse         server-sent events: the one decoder and the one encoder
 
-Functions take and return plain dicts; only stream translators keep state (one object per request).
+Functions take and return plain dicts or pivot objects; only stream codecs keep state (one object per request).
 """

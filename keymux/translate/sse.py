@@ -1,4 +1,8 @@
-"""Server-sent events framing: split a byte stream into `data:` payloads, and frame one back.
+"""Server-sent events framing: split a byte stream into `data:` payloads, and frame them back.
+
+The one encoder (`sse_event`) writes data-only events with LF or CRLF line ends (Gemini ends its own
+events in CRLF), and named events (`event: name`) for APIs that name them (Anthropic Messages,
+OpenAI Responses). Every SSE frame keymux writes goes through it.
 
 Follows the WHATWG event-stream rules that matter for LLM upstreams: lines end in CRLF, LF or CR
 (a CRLF split across two chunks is one line end), a blank line dispatches the event, several `data:`
@@ -87,6 +91,18 @@ class SSEDecoder:
             self._data.append(value)
 
 
-def sse_event(data: bytes) -> bytes:
-    """Frame one payload as an SSE event."""
-    return b"data: " + data + b"\n\n"
+DONE = b"data: [DONE]\n\n"  # OpenAI's end-of-stream event
+
+
+def sse_event(data: bytes, *, crlf: bool = False, event: bytes | None = None) -> bytes:
+    """Frame one single-line payload (compact JSON) as an SSE event."""
+    if event is not None:
+        end = b"\r\n" if crlf else b"\n"
+        return b"event: " + event + end + b"data: " + data + end + end
+    return b"data: " + data + (b"\r\n\r\n" if crlf else b"\n\n")
+
+
+def decode_all(events: list[bytes]) -> list[bytes]:
+    """Every data payload of a whole recorded stream."""
+    decoder = SSEDecoder()
+    return [p for chunk in events for p in decoder.feed(chunk)] + decoder.flush()

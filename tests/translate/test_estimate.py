@@ -8,11 +8,9 @@ import json
 import orjson
 import pytest
 
-from keymux.translate.openai_gemini import (
-    estimate_gemini_prompt_tokens,
-    estimate_prompt_tokens,
-    request_to_gemini,
-)
+from keymux.translate.estimate import estimate_gemini_prompt_tokens, estimate_prompt_tokens
+
+from .compose import request_to_gemini
 
 
 def test_text_is_chars_over_four_rounded_up_plus_overheads() -> None:

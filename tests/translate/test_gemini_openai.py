@@ -13,8 +13,15 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
 from keymux.errors import BadRequest
-from keymux.translate.gemini_openai import StreamToGemini, request_to_openai, response_to_gemini
-from keymux.translate.openai_gemini import StreamToOpenAI, request_to_gemini, response_from_gemini
+from keymux.translate.providers import openai as openai_provider
+from .compose import (
+    StreamToGemini,
+    StreamToOpenAI,
+    request_to_gemini,
+    request_to_openai,
+    response_from_gemini,
+    response_to_gemini,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -66,7 +73,7 @@ def test_stream_golden(path: Path) -> None:
     stream = StreamToGemini()
     out = [g for chunk in case["input"] for g in stream.feed(chunk)] + stream.finish()
     assert out == case["expected"], case["description"]
-    assert stream.usage == case["expected_usage"]
+    assert stream.usage == openai_provider.usage(case["expected_usage"])
     for chunk in out:
         types.GenerateContentResponse.model_validate(chunk)
 

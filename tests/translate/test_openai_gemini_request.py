@@ -11,7 +11,7 @@ import pytest
 from google.genai import types
 
 from keymux.errors import BadRequest
-from keymux.translate.openai_gemini import request_to_gemini, response_from_gemini
+from .compose import request_to_gemini, response_from_gemini
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = sorted((FIXTURES / "request_to_gemini").glob("*.json"))

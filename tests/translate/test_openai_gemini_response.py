@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from openai.types.chat import ChatCompletion
 
-from keymux.translate.openai_gemini import response_from_gemini, usage_from_gemini
+from .compose import response_from_gemini, usage_from_gemini
 
 GOLDEN = sorted((Path(__file__).parent / "fixtures" / "response_from_gemini").glob("*.json"))
 

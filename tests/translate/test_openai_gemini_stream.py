@@ -13,7 +13,7 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
-from keymux.translate.openai_gemini import StreamToOpenAI
+from .compose import StreamToOpenAI
 from keymux.translate.sse import SSEDecoder, sse_event
 
 GOLDEN = sorted((Path(__file__).parent / "fixtures" / "stream_to_openai").glob("*.json"))
@@ -107,7 +107,7 @@ def test_round_trip_through_sse_event_framing() -> None:
 
 def test_stream_matches_the_non_stream_translation() -> None:
     """Concatenated deltas of a stream say what response_from_gemini says for the merged response."""
-    from keymux.translate.openai_gemini import response_from_gemini
+    from tests.translate.compose import response_from_gemini
 
     case = load(next(p for p in GOLDEN if p.stem == "tool_calls"))
     out, _ = translate(case, case["input"])

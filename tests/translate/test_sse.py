@@ -81,3 +81,14 @@ def test_a_large_event_in_small_pieces() -> None:
 def test_sse_event_frames_a_payload() -> None:
     assert sse_event(b"{\"a\":1}") == b"data: {\"a\":1}\n\n"
     assert feed_all([sse_event(b"x"), sse_event(b"y")]) == [b"x", b"y"]
+
+
+@pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
+def test_the_encoder_writes_data_only_and_named_events_the_decoder_reads(crlf: bool) -> None:
+    data = sse_event(b'{"a":1}', crlf=crlf)
+    named = sse_event(b'{"type":"message_start"}', crlf=crlf, event=b"message_start")
+    end = b"\r\n" if crlf else b"\n"
+    assert data == b'data: {"a":1}' + end + end
+    assert named == b"event: message_start" + end + b'data: {"type":"message_start"}' + end + end
+    decoder = SSEDecoder()
+    assert decoder.feed(data + named) == [b'{"a":1}', b'{"type":"message_start"}']
