@@ -1,9 +1,10 @@
 """One upstream attempt on one leased key: send, classify, and (for streams) hold the answer
 back until its first event has been read, so failover stays possible until then.
 
-Every byte of the upstream's answer passes `Scrub` here, once, before anything reads it: an upstream
-error can quote the key ("Consumer 'api_key:...' has been suspended"), and what it says reaches the
-client, the log, the ledger and metrics only through what this module hands on.
+Every upstream error (an error body, an error inside a 200, an error event in a stream) passes `Scrub`
+here, once, before anything reads it: an upstream error can quote the key ("Consumer 'api_key:...' has
+been suspended"), and what it says reaches the client, the log, the ledger and metrics only through what
+this module hands on. Answers are not scrubbed: a short placeholder key ("sk-1234") could match their text.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -25,6 +26,7 @@ from keymux.transport import Transport, UpstreamAnswer, UpstreamError
 log = logging.getLogger("keymux.relay")
 OK = Verdict(Outcome.OK)
 CANCELLED = Verdict(Outcome.CLIENT_ERROR, reason="the client went away")  # frees the key, blames nobody
+INCOMPLETE = "the upstream stream ended before its last event"
 _UNREADABLE = (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
@@ -36,17 +38,35 @@ class Failure:
 
 
 class Scrub:
-    """Replaces the attempt's key with its fingerprint in upstream bytes (a no-op scan when absent)."""
+    """Replaces the attempt's key with its fingerprint in upstream error text.
 
-    __slots__ = ("_key", "_fp")
+    Keys shorter than MIN_SECRET are placeholders (a local server's "none"), not secrets: replacing them
+    would garble the message and protect nothing."""
+
+    MIN_SECRET = 8
+    __slots__ = ("_key", "_fp", "_text", "_fp_text")
 
     def __init__(self, api_key: str, fingerprint: str) -> None:
-        self._key = api_key.encode() if api_key else b""
+        self._text = api_key if len(api_key) >= self.MIN_SECRET else ""
+        self._fp_text = fingerprint
+        self._key = self._text.encode()
         self._fp = fingerprint.encode()
 
     def __call__(self, data: bytes) -> bytes:
         key = self._key
         return data.replace(key, self._fp) if key and key in data else data
+
+    def text(self, message: str) -> str:
+        key = self._text
+        return message.replace(key, self._fp_text) if key and key in message else message
+
+    def verdict(self, verdict: Verdict) -> Verdict:
+        reason = self.text(verdict.reason)
+        return verdict if reason is verdict.reason else replace(verdict, reason=reason)
+
+    def broken(self, e: StreamBroken) -> StreamBroken:
+        message = self.text(e.message)
+        return e if message is e.message else StreamBroken(e.status, message)
 
 
 def _broken_verdict(ex: Exchange, e: StreamBroken, now: float) -> Verdict:
@@ -92,17 +112,23 @@ async def _failed(lease: Lease, verdict: Verdict, status: int | None = None) -> 
 async def _whole(ex: Exchange, lease: Lease, resp: UpstreamAnswer, scrub: Scrub, now: Callable[[], float],
                  trace: Trace) -> Reply | Failure:
     try:
-        raw = scrub(await resp.read())
+        raw = await resp.read()
     except (asyncio.TimeoutError, UpstreamError) as e:
         return await _failed(lease, _transport_verdict(e))
     finally:
         resp.release()
+    if resp.status != 200:
+        raw = scrub(raw)
     verdict = ex.classify(resp.status, resp.headers, raw, now())
     if not verdict.ok:
+        if resp.status == 200:  # an error inside a 200: its text is scrubbed as any error's
+            raw, verdict = scrub(raw), scrub.verdict(verdict)
         await lease.release(verdict)
         return Failure(resp.status, raw, verdict)
     if not raw.strip():  # a 200 with nothing in it is the upstream's failure, not an answer
         return await _failed(lease, Verdict(Outcome.UPSTREAM_ERROR, reason="empty upstream answer"))
+    if not ex.answered(raw):
+        return await _failed(lease, Verdict(Outcome.UPSTREAM_ERROR, reason="upstream answer holds no answer"))
     try:
         body, usage = ex.response(raw)
     except _UNREADABLE as e:  # a body cut short, or not the API's shape
@@ -132,14 +158,15 @@ async def _first_events(ex: Exchange, lease: Lease, resp: UpstreamAnswer, scrub:
                 for payload in decoder.flush():
                     events += 1
                     first += st.feed(payload)
-                if events:
+                if st.complete:
                     first += st.finish()
                 break
-            for payload in decoder.feed(scrub(chunk)):
+            for payload in decoder.feed(chunk):
                 events += 1
                 first += st.feed(payload)
-    except StreamBroken as e:
+    except StreamBroken as broken:
         resp.close()
+        e = scrub.broken(broken)
         verdict = _broken_verdict(ex, e, now())
         return await _failed(lease, verdict, e.status if e.status >= 400 else 502)
     except (asyncio.TimeoutError, UpstreamError) as e:
@@ -148,9 +175,10 @@ async def _first_events(ex: Exchange, lease: Lease, resp: UpstreamAnswer, scrub:
     except _UNREADABLE:
         resp.close()
         return await _failed(lease, Verdict(Outcome.UPSTREAM_ERROR, reason="unreadable stream event"))
-    if ended and not first:
+    if ended and not st.complete:  # nothing sent yet: another key may still answer
         resp.close()
-        return await _failed(lease, Verdict(Outcome.UPSTREAM_ERROR, reason="empty stream"))
+        return await _failed(lease, Verdict(Outcome.UPSTREAM_ERROR,
+                                            reason=INCOMPLETE if events else "empty stream"))
     reply = StreamReply(first, _empty())
     ending = _Ending(lease, resp, st, trace, reply)
     reply.rest, reply.end = _rest(ex, resp, decoder, st, scrub, ended, now, ending), ending
@@ -203,12 +231,17 @@ async def _rest(ex: Exchange, resp: UpstreamAnswer, decoder: SSEDecoder, st: Str
             try:
                 # Whatever one upstream read completes goes out in one write: the same bytes, fewer sends.
                 async for chunk in resp.iter_any():
-                    outs = [out for payload in decoder.feed(scrub(chunk)) for out in st.feed(payload)]
+                    outs = [out for payload in decoder.feed(chunk) for out in st.feed(payload)]
                     if outs:
                         yield b"".join(outs)
                 outs = [out for payload in decoder.flush() for out in st.feed(payload)]
-                yield b"".join(outs + st.finish())
-            except StreamBroken as e:
+                if st.complete:
+                    yield b"".join(outs + st.finish())
+                else:  # the upstream stopped before its last event: the client must not take it for a whole answer
+                    verdict = Verdict(Outcome.UPSTREAM_ERROR, reason=INCOMPLETE)
+                    yield b"".join(outs) + st.error(502, f"upstream stream broke: {INCOMPLETE}")
+            except StreamBroken as broken:
+                e = scrub.broken(broken)
                 verdict = _broken_verdict(ex, e, now())
                 yield st.error(e.status if e.status >= 400 else 502, e.message)
             except (asyncio.TimeoutError, UpstreamError) as e:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from keymux.config.access import AccessSettings
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -116,6 +118,7 @@ class Config:
     verbose: bool = False
     database_url: str | None = field(default=None, repr=False)  # usage ledger; None: keymux.db beside the config
     metrics_auth: bool = True  # /metrics needs the master key
+    access: AccessSettings = AccessSettings()  # unauthenticated admin, trusted proxies, admin api_base allow-list
     max_request_bytes: int = 20 * 1024 * 1024
     max_upstream_response_bytes: int = 64 * 1024 * 1024  # one upstream answer's body, streams included
     server: ServerLimits = ServerLimits()

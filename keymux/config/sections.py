@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keymux.config.access import ACCESS_KEYS
 from keymux.config.fields import ENV_PREFIX, Fields, join_path
 from keymux.config.fields import show_value as sv
 from keymux.config.schema import CacheSettings, Config, RedisSettings, RouterSettings, ServerLimits
@@ -201,6 +202,8 @@ def litellm_settings(ls: dict, f: Fields, router_redis: RedisSettings | None
         elif key in ("default_fallbacks", "content_policy_fallbacks"):
             f.mark_inactive(path, "fallbacks for every group" if key == "default_fallbacks"
                             else "content-policy fallbacks")
+        elif key in ACCESS_KEYS:
+            pass  # read by access.py
         elif key in _LEDGER_CALLBACKS:
             f.warn(f"{path}: ignored: keymux has its own ledger and metrics")
         elif key in _LITELLM_UNSUPPORTED:

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from keymux.clock import Clock, SystemClock
+from keymux.emulator import faults as wire_faults
 from keymux.emulator.quota import Call, EmuKey, FaultQueue, QuotaBook
 
 HANG_SECONDS = 3600.0
@@ -36,6 +37,7 @@ class EmulatorBase:
         self.latency: float = 0.0  # real seconds of delay before answering
         self.quota = QuotaBook()
         self.faults = FaultQueue()
+        self.wire = wire_faults.WireFaults()  # broken answers on the wire: emulator/faults.py
         self.base_url: str | None = None
         self._runner: web.AppRunner | None = None
         self._hangs: set[asyncio.Future[Any]] = set()
@@ -89,6 +91,7 @@ class EmulatorBase:
         self.status_stats.clear()
         self.quota.reset()
         self.faults.clear()
+        self.wire.clear()
 
     # ------------------------------------------------------------ serving
 
@@ -96,8 +99,10 @@ class EmulatorBase:
         if self._runner is not None:
             assert self.base_url is not None
             return self.base_url
+        app = self.app()
+        wire_faults.install(app, self)
         runner = web.AppRunner(
-            self.app(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )
         await runner.setup()
         site = web.TCPSite(runner, host, port)

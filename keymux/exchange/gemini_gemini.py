@@ -19,8 +19,11 @@ from keymux.translate.sse import sse_event
 class _PassStream:
     def __init__(self) -> None:
         self.usage: Usage | None = None
+        self.complete = False
 
     def feed(self, payload: bytes) -> list[bytes]:
+        if not self.complete:
+            self.complete = gemini.ends_stream(payload)
         # Parse only what we must look at: errors, and the usage in the last chunks.
         head = payload[:16]
         if b"error" in head or b"usageMetadata" in payload:
@@ -57,6 +60,9 @@ class GeminiPassthrough:
             if isinstance(doc, dict):
                 usage = codec.usage(doc.get("usageMetadata") or None)
         return raw, usage
+
+    def answered(self, raw: bytes) -> bool:
+        return self.method != "generateContent" or gemini.answered(raw)
 
     def stream(self) -> _PassStream:
         return _PassStream()

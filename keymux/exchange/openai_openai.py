@@ -20,9 +20,12 @@ from keymux.translate.sse import DONE, sse_event
 class _PassStream:
     def __init__(self) -> None:
         self.usage: Usage | None = None
+        self.complete = False
         self._done = False
 
     def feed(self, payload: bytes) -> list[bytes]:
+        if not self.complete:
+            self.complete = openai.ends_stream(payload)
         if payload == b"[DONE]":
             self._done = True
         elif b'"usage"' in payload or b'"error"' in payload[:16]:
@@ -59,6 +62,9 @@ class OpenAIPassthrough:
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         doc = orjson.loads(raw)
         return raw, codec.usage(doc.get("usage") if isinstance(doc, dict) and doc.get("usage") else None)
+
+    def answered(self, raw: bytes) -> bool:
+        return openai.answered(raw)
 
     def stream(self) -> _PassStream:
         return _PassStream()

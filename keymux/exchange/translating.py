@@ -9,26 +9,32 @@ reused by every retry on another key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Mapping
 
 from keymux.config.schema import DeploymentConfig
+from keymux.providers import ANSWERED, ENDS_STREAM
 from keymux.providers.base import Verdict
 from keymux.translate.codecs import ClientCodec, ProviderCodec, StreamDecoder, StreamEncoder
 from keymux.translate.pivot import Usage
 
 
 class TranslatingStream:
-    __slots__ = ("_decoder", "_encoder")
+    __slots__ = ("_decoder", "_encoder", "_ends", "complete")
 
-    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, ends: Callable[[bytes], bool]) -> None:
         self._decoder = decoder
         self._encoder = encoder
+        self._ends = ends
+        self.complete = False
 
     @property
     def usage(self) -> Usage | None:
         return self._encoder.usage
 
     def feed(self, payload: bytes) -> list[bytes]:
+        if not self.complete:
+            self.complete = self._ends(payload)
         delta = self._decoder.feed(payload)
         return self._encoder.feed(delta) if delta is not None else []
 
@@ -70,7 +76,11 @@ class TranslatingExchange:
 
     def stream(self) -> TranslatingStream:
         return TranslatingStream(self._codec.StreamDecoder(),
-                                 self._client.StreamEncoder(self._model, self._include_usage))
+                                 self._client.StreamEncoder(self._model, self._include_usage),
+                                 ENDS_STREAM[self._codec.name])
+
+    def answered(self, raw: bytes) -> bool:
+        return ANSWERED[self._codec.name](raw)
 
     def error(self, status: int, raw: bytes, verdict: Verdict) -> bytes:
         message, code = self._codec.error_details(raw)

@@ -1,0 +1,14 @@
+"""Upstream APIs: how each is addressed and authenticated, and what its answers mean (a Verdict).
+
+`ANSWERED` / `ENDS_STREAM`: the one check, per provider, that an upstream 200 is a whole answer (a body cut
+short or empty, or a stream that stops before its last event, is the upstream's failure, not an answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from keymux.providers import gemini, openai
+
+ANSWERED: dict[str, Callable[[bytes], bool]] = {"gemini": gemini.answered, "openai": openai.answered}
+ENDS_STREAM: dict[str, Callable[[bytes], bool]] = {"gemini": gemini.ends_stream, "openai": openai.ends_stream}

@@ -37,6 +37,16 @@ def model_url(api_base: str | None, model: str, method: str, stream: bool = Fals
     return url + "?alt=sse" if stream else url
 
 
+def answered(raw: bytes) -> bool:
+    """A generateContent answer holds candidates, or says why it has none (a blocked prompt)."""
+    return b'"candidates"' in raw or b'"promptFeedback"' in raw
+
+
+def ends_stream(payload: bytes) -> bool:
+    """The stream event that ends an answer: it carries the finish (or block) reason."""
+    return b'"finishReason"' in payload or b'"blockReason"' in payload
+
+
 @functools.lru_cache(maxsize=4096)
 def auth_headers(api_key: str) -> dict[str, str]:
     """Built once per key (aiohttp copies the mapping, never changes it)."""

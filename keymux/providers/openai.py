@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, Mapping
 
 import orjson
@@ -17,6 +18,20 @@ BILLING_PARK = 3600.0  # insufficient_quota is billing, not a window: look again
 def chat_url(api_base: str | None) -> str:
     base = (api_base or DEFAULT_BASE).rstrip("/")
     return f"{base}/chat/completions"
+
+
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
+
+
+def answered(raw: bytes) -> bool:
+    """A chat completion holds its choices."""
+    return b'"choices"' in raw
+
+
+def ends_stream(payload: bytes) -> bool:
+    """The event that ends a chat stream: a choice's finish_reason (`[DONE]` alone ends nothing: an empty
+    stream sends it too)."""
+    return b"finish_reason" in payload and _FINISHED.search(payload) is not None
 
 
 @functools.lru_cache(maxsize=4096)

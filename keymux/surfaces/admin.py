@@ -1,12 +1,15 @@
 """The admin API (`/admin/...`, JSON, master key required) and Prometheus `/metrics`.
 
 Keys appear only as fingerprints. Errors use the OpenAI error shape (app.py's middleware renders them).
-Without a master key configured, the admin API answers only to clients on this machine (loopback).
+Without a master key configured, the admin API and /metrics are off (403) unless
+`general_settings.allow_unauthenticated_admin: loopback` opens them to clients on this machine; behind a
+reverse proxy on the same host, list it in `trusted_proxies` so its X-Forwarded-For names the real client.
+`api_base` in POST /admin/keys must be a base the config file already uses or one in
+`general_settings.admin_api_base_allowlist`: admin input never chooses where prompts go.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import re
@@ -18,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from keymux.clock import Clock
+from keymux.config.access import normal_base
 from keymux.config.schema import Config
 from keymux.errors import BadRequest, ConfigRejected, Forbidden, NotFound, Unauthorized, Unavailable
 from keymux.ledger import Ledger, LedgerUnavailable
@@ -28,6 +32,7 @@ from keymux.pool import Pool
 from keymux.pool.deployment import Deployment
 from keymux.pool.limits import pacific_day_start
 from keymux.reload import Changes
+from keymux.surfaces.client_ip import is_loopback
 from keymux.surfaces.common import JSON, check_auth, read_json
 
 log = logging.getLogger("keymux.admin")
@@ -69,18 +74,20 @@ def _json(doc: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS), content_type=JSON)
 
 
-def _loopback(request: web.Request) -> bool:
-    try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        return False
+def _open_without_key(request: web.Request, gw: Operator, what: str) -> None:
+    """No master key: refuse unless the operator opened `what` to this machine and the client is on it."""
+    access = gw.config.access
+    if access.allow_unauthenticated_admin != "loopback":
+        raise Forbidden(f"{what} is off: set general_settings.master_key (or allow_unauthenticated_admin: "
+                        "loopback for clients on this machine)")
+    if not is_loopback(request, access.trusted_proxies):
+        raise Forbidden(f"{what} needs general_settings.master_key when reached from another machine")
 
 
 def _admin(request: web.Request) -> Operator:
     gw = request.app[ADMIN]
     if gw.config.master_key is None:
-        if not _loopback(request):
-            raise Forbidden("the admin API needs general_settings.master_key when reached from another machine")
+        _open_without_key(request, gw, "the admin API")
         return gw
     check_auth(request, gw.config.master_key)
     return gw
@@ -229,9 +236,23 @@ enable_key = _persisting(lambda gw, fp: gw.pool.enable_key(fp), lambda gw, fp: g
 reset_key = _key_action(lambda gw, fp: gw.pool.reset_key(fp), {"reset": True})
 
 
+def _check_api_base(gw: Operator, api_base: Any) -> None:
+    """An api_base from the body must be one the operator wrote down (config file or allow-list)."""
+    if api_base is None:
+        return
+    if not isinstance(api_base, str):
+        raise BadRequest("`api_base` must be a string", param="api_base")
+    allowed = {normal_base(d.api_base) for d in gw.config.deployments if d.api_base}
+    allowed.update(gw.config.access.admin_api_base_allowlist)
+    if normal_base(api_base) not in allowed:  # not echoed: a URL can carry a credential
+        raise BadRequest("`api_base` is not one the config file uses nor in general_settings."
+                         "admin_api_base_allowlist; omit it to use the group's, or add it there", param="api_base")
+
+
 async def add_key(request: web.Request) -> web.Response:
     gw = _admin(request)
     body, _ = await read_json(request, 64 * 1024)
+    _check_api_base(gw, body.get("api_base"))
     d = await gw.changes.add_key(body)
     return _json({"key": d.fingerprint, "group": d.group, "deployment": d.id, "provider": d.provider,
                   "model": d.model}, status=201)
@@ -301,7 +322,9 @@ async def reload(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     gw = request.app[ADMIN]
-    if gw.config.metrics_auth and gw.config.master_key is not None:
+    if gw.config.metrics_auth and gw.config.master_key is None:
+        _open_without_key(request, gw, "/metrics")
+    elif gw.config.metrics_auth:
         try:
             check_auth(request, gw.config.master_key)
         except Unauthorized as e:

@@ -11,6 +11,7 @@ import pytest
 from google.genai import types
 from openai.types.chat import ChatCompletion
 
+from keymux.providers import ENDS_STREAM
 from keymux.exchange import make_exchange
 from keymux.exchange.translating import TranslatingStream
 from keymux.translate.clients import gemini as gemini_client
@@ -93,7 +94,8 @@ def test_an_openai_client_stream_from_gemini_split_at_every_byte() -> None:
 
     def make() -> TranslatingStream:
         return TranslatingStream(gemini_provider.StreamDecoder(), openai_chat.StreamEncoder(
-            opts["model"], opts["include_usage"], response_id=opts["response_id"], created=opts["created"]))
+            opts["model"], opts["include_usage"], response_id=opts["response_id"], created=opts["created"]),
+            ENDS_STREAM["gemini"])
 
     for events in _split_everywhere(raw, make):
         assert events == case["expected"] + [b"[DONE]"]
@@ -104,7 +106,7 @@ def test_a_gemini_client_stream_from_openai_split_at_every_byte() -> None:
     raw = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in case["input"]) + b"data: [DONE]\n\n"
 
     def make() -> TranslatingStream:
-        return TranslatingStream(openai_provider.StreamDecoder(), gemini_client.StreamEncoder())
+        return TranslatingStream(openai_provider.StreamDecoder(), gemini_client.StreamEncoder(), ENDS_STREAM["openai"])
 
     for events in _split_everywhere(raw, make):
         assert events == case["expected"]
