@@ -78,7 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         run(config, host=args.host, port=args.port, workers=workers, watch=args.watch,
             reuse_port=args.reuse_port)
     except OSError as e:  # the listening socket: a busy port, a privileged one, an address not on this host
-        print(f"keymux: cannot listen on {args.host}:{args.port} ({e.strerror or e}); choose another with "
+        reason = os.strerror(e.errno) if e.errno else str(e)  # the loop's own text repeats the address
+        print(f"keymux: cannot listen on {args.host}:{args.port} ({reason}); choose another with "
               "--port (or KEYMUX_PORT)", file=sys.stderr)
         return 1
     return 0
