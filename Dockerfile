@@ -18,10 +18,13 @@ RUN groupadd --system --gid 10001 keymux \
  && useradd --system --uid 10001 --gid keymux --home-dir /data --no-create-home keymux \
  && mkdir /data && chown keymux:keymux /data
 COPY --from=build /opt/keymux /opt/keymux
+# KEYMUX_RUN_AS: started as root anyway (a host whose volume is mounted root-owned, e.g. Railway with
+# RAILWAY_RUN_UID=0), keymux gives /data to this user and becomes it before reading any config.
 ENV PATH=/opt/keymux/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    KEYMUX_HOST=0.0.0.0
+    KEYMUX_HOST=0.0.0.0 \
+    KEYMUX_RUN_AS=keymux
 USER keymux
 WORKDIR /data
 VOLUME /data

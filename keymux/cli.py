@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from keymux.privileges import drop_root
+
+    drop_root()  # in the image, started as root: become its user before anything else
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0].startswith("-") and args_list[0] not in ("-h", "--help"):
         args_list.insert(0, "serve")  # LiteLLM style: `keymux --config litellm_config.yaml --port 4000`
