@@ -66,7 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.warning("!" * 78)
         log.warning("NO master_key SET and listening on %s: anyone who can reach this port can spend your keys.",
                     args.host)
-        log.warning("Set general_settings.master_key in the config, or bind to 127.0.0.1.")
+        log.warning("Set general_settings.master_key in the config (or KEYMUX_MASTER_KEY with no config file), "
+                    "or bind to 127.0.0.1.")
         log.warning("!" * 78)
     workers = args.workers
     if workers > 1 and getattr(config.router, "redis", None) is None:

@@ -24,6 +24,7 @@ EMULATED = {
     "demo-key-beta": EmuKey(rpm=4, rpd=3, project="beta"),  # runs out for the day during the burst
     "demo-key-gamma": EmuKey(rpm=2, rpd=100, project="gamma"),  # limits not declared: learned from Google's 429
     "demo-key-revoked": EmuKey(status="invalid"),
+    "demo-key-delta": EmuKey(rpm=30, rpd=1000, project="delta"),  # kept out of the burst: for your own tries
 }
 DEMO_MASTER_KEY = "sk-keymux-demo"  # the gateway key of the demo (not a secret: the upstream is an emulator)
 COLOURS = {"ready": "32", "cooling": "33", "exhausted": "35", "disabled": "31"}
@@ -39,7 +40,9 @@ def demo_config(upstream: str) -> Any:
             entry("demo-key-gamma"),
             entry("demo-key-revoked"),
             {"model_name": "demo-image", "litellm_params": {
-                "model": "gemini/gemini-2.5-flash-image", "api_key": "demo-key-alpha", "api_base": upstream}},
+                "model": "gemini/gemini-2.5-flash-image", "api_key": "demo-key-delta", "api_base": upstream}},
+            {"model_name": "demo-try", "litellm_params": {
+                "model": "gemini/gemini-2.5-flash", "api_key": "demo-key-delta", "api_base": upstream, "rpm": 30}},
         ],
         "router_settings": {"routing_strategy": "round-robin", "num_retries": 3, "queue_timeout": 4},
         "general_settings": {"master_key": DEMO_MASTER_KEY},
@@ -174,9 +177,10 @@ async def _demo(port: int, requests: int, keep_serving: bool, quiet: bool) -> in
         await emulator.close()
         return 0
     auth = f"-H 'Authorization: Bearer {DEMO_MASTER_KEY}'"
-    print(f"\nStill serving on {base} (Ctrl-C to stop). The gateway key is {DEMO_MASTER_KEY}. Try:\n"
+    print(f"\nStill serving on {base} (Ctrl-C to stop). The gateway key is {DEMO_MASTER_KEY}; demo-chat's keys "
+          "are out for now (that was the point), demo-try and demo-image have a key of their own. Try:\n"
           f"  curl {base}/v1/chat/completions {auth} -H 'content-type: application/json' \\\n"
-          f"    -d '{{\"model\": \"demo-chat\", \"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}]}}'\n"
+          f"    -d '{{\"model\": \"demo-try\", \"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}]}}'\n"
           f"  curl {base}/health {auth}\n"
           f"  dashboard: {base}/ui (sign in with {DEMO_MASTER_KEY})\n")
     try:
