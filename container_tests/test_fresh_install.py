@@ -12,12 +12,18 @@ from pathlib import Path
 from container_tests.docker import ROOT, free_port
 
 
-def _install(tmp: Path) -> Path:
+def _checkout(tmp: Path) -> Path:
     src = tmp / "src"  # a copy: building in the checkout would leave build/ and *.egg-info behind
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "keymux", src / "keymux", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("keymux", "scripts"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+def _install(tmp: Path) -> Path:
+    src = _checkout(tmp)
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     out = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(src)],
@@ -51,3 +57,15 @@ def test_plain_install_runs_the_demo_and_init(tmp_path: Path) -> None:
                            timeout=60, cwd=tmp_path, env={**env, "KEYMUX_MASTER_KEY": master})
     assert check.returncode == 0, check.stderr
     assert "gemini-chat  (2 deployments)" in check.stdout and "master key        set" in check.stdout
+
+
+def test_scripts_demo_installs_only_what_the_demo_needs(tmp_path: Path) -> None:
+    src = _checkout(tmp_path)
+    demo = subprocess.run(["scripts/demo", "--no-serve", "--requests", "12", "--port", str(free_port())], cwd=src,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
+    assert demo.returncode == 0, demo.stderr
+    assert "answered" in demo.stdout
+    probe = subprocess.run([str(src / ".venv" / "bin" / "python"), "-c", "import openai"], capture_output=True)
+    assert probe.returncode != 0, "scripts/demo installed the openai SDK"
+    size = sum(f.stat().st_size for f in (src / ".venv").rglob("*") if f.is_file() and not f.is_symlink())
+    assert size < 120e6, f"the demo's venv is {size / 1e6:.0f} MB"

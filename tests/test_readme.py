@@ -94,3 +94,8 @@ def test_the_calling_examples_run_against_the_demo(demo: tuple[int, str]) -> Non
     assert lines[1] == "Echo: Hello"  # google-genai, then its stream, then a token count
     assert lines[2] == "Echo: Tell me a story" and lines[3].isdigit()
     assert lines[4] == "data:image/png;"
+
+
+def test_the_supabase_example_is_the_shipped_function() -> None:
+    (ts,) = blocks(section("### Supabase edge function", "## What keymux does"), "ts")
+    assert ts == (ROOT / "examples" / "supabase" / "functions" / "keymux-chat" / "index.ts").read_text()
