@@ -80,3 +80,24 @@ def test_init_to_stdout_prints_the_config_and_the_master_key_apart(tmp_path: Pat
     assert out.returncode == 0
     assert out.stdout.startswith("# keymux config") and "KEYMUX_MASTER_KEY=sk-keymux-" in out.stderr
     assert "sk-keymux-" not in out.stdout and not list(tmp_path.iterdir())
+
+
+def test_every_keymux_setting_from_the_environment_reaches_the_config() -> None:
+    from keymux.config.load import parse_config
+    from keymux.envconfig import document, jobs_from_environ
+
+    env = {"GEMINI_KEY_3": "AIzaSyNoJob", "GEMINI_KEY_IMAGE_2": "AIzaSyImage", "GEMINI_KEY_EMPTY_1": "",
+           "KEYMUX_MODEL_CHAT": "gemini-2.5-pro", "KEYMUX_RPD_IMAGE": "20", "KEYMUX_MASTER_KEY": "sk-env",
+           "KEYMUX_DATABASE_URL": "sqlite:////tmp/keymux-env.db", "KEYMUX_REDIS_URL": "redis://127.0.0.1:6379/0",
+           "KEYMUX_REDIS_NAMESPACE": "envtest", "KEYMUX_QUEUE_TIMEOUT": "12", "KEYMUX_NUM_RETRIES": "1",
+           "KEYMUX_TIMEOUT": "45", "KEYMUX_ROUTING_STRATEGY": "least-busy"}
+    doc = document(jobs_from_environ(env), env)
+    assert "AIzaSy" not in repr(doc) and "sk-env" not in repr(doc) and "redis://" not in repr(doc)
+    config = parse_config(doc, env=env)
+    assert [(d.group, d.model, d.limits.rpd) for d in config.deployments] == [
+        ("gemini-chat", "gemini-2.5-pro", None), ("gemini-image", "gemini-2.5-flash-image", 20)]  # empty: left out
+    router = config.router
+    assert (router.queue_timeout, router.num_retries, router.timeout, router.routing_strategy) == (
+        12, 1, 45, "least-busy")
+    assert router.redis is not None and router.redis.namespace == "envtest"
+    assert config.master_key == "sk-env" and config.database_url == "sqlite:////tmp/keymux-env.db"
