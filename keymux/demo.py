@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
+import shutil
 import sys
+import textwrap
 import time
 from datetime import datetime
 from typing import Any
 
 import aiohttp
+import orjson
 
 from keymux.config.load import parse_config
 from keymux.emulator import EmuKey, GeminiEmulator
@@ -22,6 +24,7 @@ EMULATED = {
     "demo-key-beta": EmuKey(rpm=4, rpd=3, project="beta"),  # runs out for the day during the burst
     "demo-key-gamma": EmuKey(rpm=2, rpd=100, project="gamma"),  # limits not declared: learned from Google's 429
     "demo-key-revoked": EmuKey(status="invalid"),
+    "demo-key-delta": EmuKey(rpm=30, rpd=1000, project="delta"),  # kept out of the burst: for your own tries
 }
 DEMO_MASTER_KEY = "sk-keymux-demo"  # the gateway key of the demo (not a secret: the upstream is an emulator)
 COLOURS = {"ready": "32", "cooling": "33", "exhausted": "35", "disabled": "31"}
@@ -37,7 +40,9 @@ def demo_config(upstream: str) -> Any:
             entry("demo-key-gamma"),
             entry("demo-key-revoked"),
             {"model_name": "demo-image", "litellm_params": {
-                "model": "gemini/gemini-2.5-flash-image", "api_key": "demo-key-alpha", "api_base": upstream}},
+                "model": "gemini/gemini-2.5-flash-image", "api_key": "demo-key-delta", "api_base": upstream}},
+            {"model_name": "demo-try", "litellm_params": {
+                "model": "gemini/gemini-2.5-flash", "api_key": "demo-key-delta", "api_base": upstream, "rpm": 30}},
         ],
         "router_settings": {"routing_strategy": "round-robin", "num_retries": 3, "queue_timeout": 4},
         "general_settings": {"master_key": DEMO_MASTER_KEY},
@@ -52,7 +57,7 @@ def _until(ts: float | None) -> str:
     if ts is None:
         return ""
     left = ts - time.time()
-    at = datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+    at = datetime.fromtimestamp(ts).astimezone().strftime("%H:%M:%S %Z")  # this machine's zone, named
     return f"until {at} ({left:.0f} s)" if left < 3600 else f"until {at} ({left / 3600:.1f} h)"
 
 
@@ -67,23 +72,33 @@ def render(health: dict[str, Any], tty: bool) -> list[str]:
 
 
 async def _burst(base: str, n: int, log: list[str]) -> tuple[int, int]:
-    from openai import APIStatusError, AsyncOpenAI
+    """Chat requests through keymux's own upstream client (the demo needs no SDK installed)."""
+    from keymux.upstream import Client, UpstreamError
 
-    client = AsyncOpenAI(base_url=f"{base}/v1", api_key=DEMO_MASTER_KEY, max_retries=0)
+    client = Client()
+    headers = {"authorization": f"Bearer {DEMO_MASTER_KEY}", "content-type": "application/json"}
     ok = refused = 0
 
     async def one(i: int) -> None:
         nonlocal ok, refused
+        body = orjson.dumps({"model": "demo-chat", "messages": [{"role": "user", "content": f"hello #{i}"}]})
         try:
-            raw = await client.chat.completions.with_raw_response.create(
-                model="demo-chat", messages=[{"role": "user", "content": f"hello #{i}"}])
-            ok += 1
-            log.append(f"#{i:02d} 200 via {raw.headers.get('x-keymux-key')} "
-                       f"(attempts: {raw.headers.get('x-keymux-attempts')}): {raw.parse().choices[0].message.content}")
-        except APIStatusError as e:
+            resp = await client.post(f"{base}/v1/chat/completions", body, headers, timeout=30)
+            answer = orjson.loads(await resp.read())
+            resp.release()
+        except (UpstreamError, asyncio.TimeoutError, orjson.JSONDecodeError) as e:
             refused += 1
-            retry = e.response.headers.get("retry-after")
-            log.append(f"#{i:02d} {e.status_code} Retry-After: {retry} s: {e.message[:110]}")
+            log.append(f"#{i:02d} no answer from the gateway: {type(e).__name__}")
+            return
+        if resp.status == 200:
+            ok += 1
+            log.append(f"#{i:02d} 200 via {resp.headers.get('x-keymux-key')} "
+                       f"(attempts: {resp.headers.get('x-keymux-attempts')}): "
+                       f"{answer['choices'][0]['message']['content']}")
+        else:
+            refused += 1
+            message = (answer.get("error") or {}).get("message", "") if isinstance(answer, dict) else ""
+            log.append(f"#{i:02d} {resp.status} Retry-After: {resp.headers.get('retry-after')} s: {message}")
 
     tasks = []
     for i in range(n):
@@ -94,13 +109,19 @@ async def _burst(base: str, n: int, log: list[str]) -> tuple[int, int]:
     return ok, refused
 
 
+def _fit(line: str, width: int) -> str:
+    """One screen line (the live view redraws by line count), cut at a word, never mid-word."""
+    return line if len(line) <= width else textwrap.shorten(line, width, placeholder=" ...")
+
+
 async def _show(base: str, done: asyncio.Event, log: list[str], tty: bool) -> None:
     async with aiohttp.ClientSession(headers={"authorization": f"Bearer {DEMO_MASTER_KEY}"}) as http:
         drawn = 0
         while True:
             async with http.get(f"{base}/health") as resp:
                 table = render(await resp.json(), tty)
-            recent = log[-8:]
+            width = shutil.get_terminal_size((120, 24)).columns - 1
+            recent = [_fit(line, width) for line in log[-8:]]
             frame = table + [""] + recent + [""] * (8 - len(recent))
             if tty:
                 if drawn:
@@ -138,7 +159,7 @@ async def _demo(port: int, requests: int, keep_serving: bool, quiet: bool) -> in
     print(f"\nkeymux demo: gateway {base} -> local Gemini emulator {upstream}")
     print("4 simulated keys: alpha (rpm 4 declared), beta (rpm 4 declared, only 3/day at Google), "
           "gamma (nothing declared: limits learned from Google's 429), one revoked key.")
-    print(f"Sending {requests} chat requests with the openai SDK, one every 0.15 s; a request may wait 4 s "
+    print(f"Sending {requests} chat requests (OpenAI format), one every 0.15 s; a request may wait 4 s "
           "for a free key (router_settings.queue_timeout).\n")
     log: list[str] = []
     done = asyncio.Event()
@@ -156,9 +177,10 @@ async def _demo(port: int, requests: int, keep_serving: bool, quiet: bool) -> in
         await emulator.close()
         return 0
     auth = f"-H 'Authorization: Bearer {DEMO_MASTER_KEY}'"
-    print(f"\nStill serving on {base} (Ctrl-C to stop). The gateway key is {DEMO_MASTER_KEY}. Try:\n"
+    print(f"\nStill serving on {base} (Ctrl-C to stop). The gateway key is {DEMO_MASTER_KEY}; demo-chat's keys "
+          "are out for now (that was the point), demo-try and demo-image have a key of their own. Try:\n"
           f"  curl {base}/v1/chat/completions {auth} -H 'content-type: application/json' \\\n"
-          f"    -d '{{\"model\": \"demo-chat\", \"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}]}}'\n"
+          f"    -d '{{\"model\": \"demo-try\", \"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}]}}'\n"
           f"  curl {base}/health {auth}\n"
           f"  dashboard: {base}/ui (sign in with {DEMO_MASTER_KEY})\n")
     try:

@@ -35,6 +35,10 @@ class EmulatorBase:
         self.stats: Counter[str] = Counter()  # answers by kind, always kept
         self.status_stats: Counter[int] = Counter()  # answers by HTTP status, always kept
         self.latency: float = 0.0  # real seconds of delay before answering
+        # hold(): answers wait until release(), so a test can keep a request in flight as long as it needs.
+        self._gate: asyncio.Event | None = None
+        self.held = 0  # requests that reached the gate so far
+        self._arrived = asyncio.Condition()
         self.quota = QuotaBook()
         self.faults = FaultQueue()
         self.wire = wire_faults.WireFaults()  # broken answers on the wire: emulator/faults.py
@@ -84,6 +88,20 @@ class EmulatorBase:
                 n += 1
         return n
 
+    def hold(self) -> None:
+        """From now on every answer waits until `release()`."""
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
+            self._gate = None
+
+    async def wait_held(self, n: int = 1) -> None:
+        """Until `n` requests are waiting at (or have passed) the gate."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: self.held >= n)
+
     def reset(self) -> None:
         """Forget calls, stats, quota counters and pending faults."""
         self.calls.clear()
@@ -116,6 +134,7 @@ class EmulatorBase:
         return self.base_url
 
     async def close(self) -> None:
+        self.release()
         for fut in list(self._hangs):
             fut.cancel()
         self._hangs.clear()
@@ -144,6 +163,12 @@ class EmulatorBase:
         return self._seq
 
     async def _delay(self) -> None:
+        gate = self._gate
+        if gate is not None:
+            async with self._arrived:
+                self.held += 1
+                self._arrived.notify_all()
+            await gate.wait()
         if self.latency > 0:
             await asyncio.sleep(self.latency)
 
