@@ -10,8 +10,8 @@ is what users with a LiteLLM config (no rpm declared) lose in their first second
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import orjson
 import yaml

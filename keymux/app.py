@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -26,8 +26,8 @@ from keymux.pipeline import Pipeline, access_line
 from keymux.pool import Pool
 from keymux.pool.memory import MemoryStore
 from keymux.pool.store import StateStore
-from keymux.reload import Changes, restore_disables
 from keymux.relay import Relay
+from keymux.reload import Changes, restore_disables
 from keymux.request import Reply, Request, StreamReply
 from keymux.surfaces import admin as admin_surface
 from keymux.surfaces import gemini as gemini_surface

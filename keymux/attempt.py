@@ -97,7 +97,7 @@ async def attempt(transport: Transport, ex: Exchange, lease: Lease, *, stream: b
     try:
         # A stream may run long; what must not happen is silence longer than the timeout.
         resp = await transport.post(url, data, headers, timeout=timeout, stream=stream)
-    except (asyncio.TimeoutError, UpstreamError) as e:
+    except (TimeoutError, UpstreamError) as e:
         return await _failed(lease, _transport_verdict(e))
     if not stream or resp.status != 200:
         return await _whole(ex, lease, resp, scrub, now, trace)
@@ -113,7 +113,7 @@ async def _whole(ex: Exchange, lease: Lease, resp: UpstreamAnswer, scrub: Scrub,
                  trace: Trace) -> Reply | Failure:
     try:
         raw = await resp.read()
-    except (asyncio.TimeoutError, UpstreamError) as e:
+    except (TimeoutError, UpstreamError) as e:
         return await _failed(lease, _transport_verdict(e))
     finally:
         resp.release()
@@ -169,7 +169,7 @@ async def _first_events(ex: Exchange, lease: Lease, resp: UpstreamAnswer, scrub:
         e = scrub.broken(broken)
         verdict = _broken_verdict(ex, e, now())
         return await _failed(lease, verdict, e.status if e.status >= 400 else 502)
-    except (asyncio.TimeoutError, UpstreamError) as e:
+    except (TimeoutError, UpstreamError) as e:
         resp.close()
         return await _failed(lease, _transport_verdict(e))
     except _UNREADABLE:
@@ -244,7 +244,7 @@ async def _rest(ex: Exchange, resp: UpstreamAnswer, decoder: SSEDecoder, st: Str
                 e = scrub.broken(broken)
                 verdict = _broken_verdict(ex, e, now())
                 yield st.error(e.status if e.status >= 400 else 502, e.message)
-            except (asyncio.TimeoutError, UpstreamError) as e:
+            except (TimeoutError, UpstreamError) as e:
                 verdict = _transport_verdict(e)
                 yield st.error(_failure_status(verdict), f"upstream stream broke: {verdict.reason}")
             except _UNREADABLE:

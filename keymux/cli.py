@@ -9,7 +9,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

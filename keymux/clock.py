@@ -12,7 +12,8 @@ import asyncio
 import heapq
 import itertools
 import time as _time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 
 class Timer(Protocol):

@@ -86,7 +86,7 @@ async def _burst(base: str, n: int, log: list[str]) -> tuple[int, int]:
             resp = await client.post(f"{base}/v1/chat/completions", body, headers, timeout=30)
             answer = orjson.loads(await resp.read())
             resp.release()
-        except (UpstreamError, asyncio.TimeoutError, orjson.JSONDecodeError) as e:
+        except (TimeoutError, UpstreamError, orjson.JSONDecodeError) as e:
             refused += 1
             log.append(f"#{i:02d} no answer from the gateway: {type(e).__name__}")
             return

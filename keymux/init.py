@@ -11,7 +11,7 @@ import os
 import secrets
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -106,7 +106,7 @@ def run_init(*, output: str, force: bool, keys: Sequence[str], models: Sequence[
     except EnvConfigError as e:
         print(f"keymux init: {e}", file=sys.stderr)
         return 2
-    text = render(doc, jobs, datetime.now(timezone.utc))
+    text = render(doc, jobs, datetime.now(UTC))
     if output == "-":
         out.write(text)
     else:

@@ -3,7 +3,7 @@ then, not for "24 hours" and not for "60 seconds"."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 try:
     from zoneinfo import ZoneInfo
@@ -16,9 +16,9 @@ except Exception:  # noqa: BLE001 - no tz database on this host (e.g. Alpine): u
 def _us_pacific_offset(utc: datetime) -> timedelta:
     """US DST rule (since 2007): PDT from 2nd Sunday of March 10:00 UTC to 1st Sunday of November 09:00 UTC."""
     year = utc.year
-    march = datetime(year, 3, 8, 10, tzinfo=timezone.utc)
+    march = datetime(year, 3, 8, 10, tzinfo=UTC)
     start = march + timedelta(days=(6 - march.weekday()) % 7)
-    nov = datetime(year, 11, 1, 9, tzinfo=timezone.utc)
+    nov = datetime(year, 11, 1, 9, tzinfo=UTC)
     end = nov + timedelta(days=(6 - nov.weekday()) % 7)
     return timedelta(hours=-7) if start <= utc < end else timedelta(hours=-8)
 
@@ -38,14 +38,14 @@ def pacific_day_start(t: float) -> float:
 
 
 def _compute_day_start(t: float) -> float:
-    utc = datetime.fromtimestamp(t, timezone.utc)
+    utc = datetime.fromtimestamp(t, UTC)
     if _PACIFIC is not None:
         local = utc.astimezone(_PACIFIC)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         return midnight.timestamp()
     local = (utc + _us_pacific_offset(utc)).replace(tzinfo=None)
     midnight_local = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    guess = midnight_local.replace(tzinfo=timezone.utc) - _us_pacific_offset(utc)
+    guess = midnight_local.replace(tzinfo=UTC) - _us_pacific_offset(utc)
     return guess.timestamp()
 
 

@@ -81,7 +81,7 @@ def _header_block(headers: Mapping[str, str]) -> bytes:
 
 def _expire(fut: asyncio.Future[None]) -> None:
     if not fut.done():
-        fut.set_exception(asyncio.TimeoutError())
+        fut.set_exception(TimeoutError())
 
 
 class _Connection(asyncio.Protocol):
@@ -134,7 +134,7 @@ class _Connection(asyncio.Protocol):
         """Wait until more bytes arrive; UpstreamError if the connection ends first. `timeout`: the longest
         wait (streams); a call under a deadline timer (`expire`) passes none."""
         if self.timed_out:
-            raise asyncio.TimeoutError()
+            raise TimeoutError()
         if self.ended:
             raise UpstreamError(f"connection closed by the upstream ({self.error or 'end of stream'})")
         loop = asyncio.get_running_loop()
@@ -155,7 +155,7 @@ class _Connection(asyncio.Protocol):
         self.timed_out = True
         w = self._waiter
         if w is not None and not w.done():
-            w.set_exception(asyncio.TimeoutError())
+            w.set_exception(TimeoutError())
 
     def stop_deadline(self) -> None:
         if self.deadline_timer is not None:
@@ -348,7 +348,7 @@ class Client:
             _, conn = await asyncio.wait_for(loop.create_connection(
                 _Connection, origin.host, origin.port, ssl=self._ssl_context() if origin.tls else None,
                 server_hostname=origin.host if origin.tls else None), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise
         except OSError as e:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
             raise UpstreamError(f"cannot connect to {origin.host_header}: {e}") from None

@@ -19,6 +19,7 @@ from keymux.clock import FakeClock
 from keymux.config.load import load_config
 from keymux.config.schema import Config
 from keymux.emulator import EmuKey, GeminiEmulator
+
 from .served import Served
 
 T0 = 1_795_716_000.0  # 2026-11-26 10:00 Pacific

@@ -74,7 +74,7 @@ class RedisCache:
         raw = await self.client.get(self.prefix + key)
         if raw is None:
             return None
-        head, _, value = bytes(raw).partition(b"\n")
+        head, _, value = (raw if isinstance(raw, bytes) else raw.encode()).partition(b"\n")
         return value if float(head) > now else None
 
     async def set(self, key: str, value: bytes, ttl: float, now: float) -> None:

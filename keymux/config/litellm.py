@@ -11,7 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keymux.config.deployment import (
-    API_BASE, ENTRY, FIELDS, LIMITS, MODEL_INFO, PARAMS, SUPPORTED_PROVIDERS, Field, make, names_in, read_fields,
+    API_BASE,
+    ENTRY,
+    FIELDS,
+    LIMITS,
+    MODEL_INFO,
+    PARAMS,
+    SUPPORTED_PROVIDERS,
+    Field,
+    make,
+    names_in,
+    read_fields,
     split_model,
 )
 from keymux.config.fields import ENV_PREFIX, Fields, join_path

@@ -164,8 +164,8 @@ def _merge_includes(doc: dict, path: Path, label: str, warnings: list[str]) -> t
         for key, val in inc.items():
             extend = isinstance(val, list) and isinstance(merged.get(key), list)
             if key == "model_list":
-                own = [(inc_label, j) for j in range(len(val))] if isinstance(val, list) else None
-                sources = (sources or []) + own if extend and own is not None else own
+                own: _Sources | None = [(inc_label, j) for j in range(len(val))] if isinstance(val, list) else None
+                sources = [*(sources or []), *own] if extend and own is not None else own
             merged[key] = merged[key] + val if extend else val
     return merged, sources
 

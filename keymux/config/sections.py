@@ -291,5 +291,6 @@ def general_settings(gs: dict, f: Fields) -> tuple[str | None, int, str | None, 
             f.unknown("general_settings", key)
     if master_key is None and f.env.get(MASTER_KEY_ENV):
         master_key = f.env[MASTER_KEY_ENV]  # LiteLLM reads it from the environment too
-    return master_key, max_request_bytes, database_url, metrics_auth, max_upstream, ServerLimits(**server)
+    return (master_key, max_request_bytes, database_url, metrics_auth, max_upstream,  # type: ignore[return-value]
+            ServerLimits(**server))  # each one read as its field requires above
 

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
         runner = uvloop.run
     except ImportError:
-        runner = asyncio.run
+        runner = asyncio.run  # type: ignore[assignment]
     try:
         runner(_run(args))
     except KeyboardInterrupt:

@@ -13,7 +13,6 @@ quota. Faults are consumed only by POST model methods (not by model listing).
 from __future__ import annotations
 
 import asyncio
-
 from typing import Any
 
 import orjson
@@ -255,6 +254,7 @@ class GeminiEmulator(EmulatorBase):
             self._log(key, model, 0, "timeout", stream, method)
             await self._hang()
             return _json(W.status_body(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete."), 504)
+        body: dict[str, Any] | list[dict[str, Any]]
         if fault == "503":
             status, body, kind = 503, W.status_body(503, "UNAVAILABLE", W.MSG_OVERLOADED), "overloaded"
         elif fault == "500":

@@ -285,7 +285,7 @@ def build_answer(req: dict[str, Any], model: str) -> Answer:
 
     call_name = None
     if not responses:
-        decls = []
+        decls: list[Any] = []
         for t in req.get("tools") or ():
             if isinstance(t, dict):
                 decls.extend(d.get("name") for d in g(t, "functionDeclarations") or () if isinstance(d, dict))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 from keymux.config.schema import DeploymentConfig
 from keymux.errors import StreamBroken

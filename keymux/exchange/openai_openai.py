@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from keymux.config.schema import DeploymentConfig
-from keymux.exchange.base import Usage
-from keymux.exchange.base import StreamBroken
+from keymux.exchange.base import StreamBroken, Usage
 from keymux.exchange.shapes import openai_error
 from keymux.providers import openai
 from keymux.providers.base import Verdict

@@ -9,8 +9,8 @@ reused by every retry on another key.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from keymux.config.schema import DeploymentConfig
 from keymux.providers import ANSWERED, ENDS_STREAM

@@ -6,8 +6,8 @@ Every method runs without suspending, so check-and-reserve is atomic in one even
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from keymux.config.schema import Limits
 from keymux.pool.deployment import Deployment

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
 
 from keymux.clock import Clock, Timer
 from keymux.config.schema import RouterSettings
@@ -74,7 +75,7 @@ def _fmt_wait(seconds: float) -> str:
 
 
 def _fmt_clock(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S UTC")
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S UTC")
 
 
 class PoolConfig(Protocol):

@@ -7,8 +7,9 @@ has room for this request right now, or tell me when the earliest one will".
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from keymux.pool.deployment import Deployment
 

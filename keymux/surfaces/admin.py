@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from aiohttp import web

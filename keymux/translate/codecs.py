@@ -3,7 +3,8 @@ them in keymux/translate/registry.py). Adding one is one module plus one line in
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from keymux.providers.base import Verdict
 from keymux.translate import pivot as p

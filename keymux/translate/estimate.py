@@ -100,7 +100,7 @@ def estimate_gemini_prompt_tokens(body: dict[str, Any]) -> int:
                 else:
                     media += IMAGE_TOKENS
                 continue
-            for key, value in part.items():
+            for value in part.values():
                 if isinstance(value, dict):  # functionCall, functionResponse, executableCode, ...
                     chars += _chars(value)
     if body.get("tools"):

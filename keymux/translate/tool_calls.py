@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-
 from ._json import parse_object
 
 SEPARATOR = "__thought__"

@@ -12,12 +12,11 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from keymux.app import create_app
+from keymux.app import GATEWAY, create_app
 from keymux.clock import FakeClock
 from keymux.config.load import parse_config
 from keymux.emulator import EmuKey, GeminiEmulator
 from keymux.request import Trace
-from keymux.app import GATEWAY
 
 from ..redis_service import NO_REDIS, redis_up
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -15,6 +16,7 @@ from keymux.clock import FakeClock
 from keymux.config.load import parse_config
 from keymux.config.schema import Config
 from keymux.emulator import EmuKey, GeminiEmulator, OpenAIEmulator
+
 from ..served import Served
 
 T0 = 1_795_716_000.0  # 2026-11-26 10:00 Pacific

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg  # noqa: E402  (test extra)
 import pytest
 
 from keymux.ledger import LedgerUnavailable
@@ -14,7 +15,6 @@ from keymux.ledger.sql import SCHEMA_VERSION
 from ..conftest import MASTER, OpsFactory, group
 from .test_ledger import KEYS, mixed_doc, run_mix
 
-import asyncpg  # noqa: E402  (test extra)
 PG = os.environ.get("KEYMUX_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -17,7 +17,8 @@ def test_openers_racing_on_a_new_file_all_succeed_and_migrate_once(tmp_path: Pat
         start = threading.Barrier(len(stores))
         errors: list[BaseException] = []
 
-        def open_one(store: SQLiteStore) -> None:
+        def open_one(store: SQLiteStore, start: threading.Barrier = start,
+                     errors: list[BaseException] = errors) -> None:
             start.wait()
             try:
                 store._connect()

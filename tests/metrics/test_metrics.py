@@ -6,13 +6,12 @@ import asyncio
 
 import pytest
 from openai import APIStatusError
+from prometheus_client import parser  # noqa: E402  (test extra)
 
 from keymux.emulator import EmuKey
 from keymux.fingerprint import fingerprint
 
 from ..conftest import MASTER, OpsFactory, group
-
-from prometheus_client import parser  # noqa: E402  (test extra)
 
 KEYS = {"AIzaSyMetricsKeyNumberOne": EmuKey(), "AIzaSyMetricsKeyTheSecond": EmuKey(),
         "AIzaSyMetricsInvalidKey": EmuKey(status="invalid"), "AIzaSyMetricsSlowKey": EmuKey(rpm=1)}

@@ -10,7 +10,6 @@ from keymux.config.schema import Config, RouterSettings
 from keymux.errors import NoCapacity
 from keymux.live import Live, build_snapshot
 from keymux.pool import Pool
-from keymux.pool.deployment import build_deployments
 from keymux.pool.egress import CAP
 from keymux.pool.memory import MemoryStore
 from keymux.pool.store import State

@@ -15,7 +15,6 @@ from keymux.errors import NoCapacity
 from keymux.fingerprint import fingerprint
 from keymux.live import Live, build_snapshot
 from keymux.pool import Pool
-from keymux.pool.deployment import build_deployments
 from keymux.pool.memory import MemoryStore
 from keymux.providers.base import Outcome, Verdict
 

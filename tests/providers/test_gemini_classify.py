@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -11,7 +11,7 @@ from keymux.pool.limits import next_pacific_midnight
 from keymux.providers.base import Outcome
 from keymux.providers.gemini import classify, model_url
 
-NOW = datetime(2026, 11, 26, 18, 0, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 11, 26, 18, 0, tzinfo=UTC).timestamp()
 HELP = {"@type": "type.googleapis.com/google.rpc.Help",
         "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]}
 

@@ -18,6 +18,7 @@ from keymux.clock import FakeClock
 from keymux.config.load import parse_config
 from keymux.config.schema import Config
 from keymux.emulator import EmuKey, GeminiEmulator
+
 from ..redis_service import NO_REDIS, REDIS_HOST, REDIS_PORT, delete_namespace, redis_up
 from ..served import Served
 

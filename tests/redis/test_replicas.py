@@ -20,7 +20,6 @@ from keymux.emulator import EmuKey
 from keymux.fingerprint import fingerprint
 from keymux.live import Live, build_snapshot
 from keymux.pool import Pool
-from keymux.pool.deployment import build_deployments
 from keymux.pool.failover import SharedStore
 from keymux.pool.limits import next_pacific_midnight
 from keymux.providers.base import Outcome, Verdict

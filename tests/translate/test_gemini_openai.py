@@ -14,6 +14,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from keymux.errors import BadRequest
 from keymux.translate.providers import openai as openai_provider
+
 from .compose import (
     StreamToGemini,
     StreamToOpenAI,

@@ -11,6 +11,7 @@ import pytest
 from google.genai import types
 
 from keymux.errors import BadRequest
+
 from .compose import request_to_gemini, response_from_gemini
 
 FIXTURES = Path(__file__).parent / "fixtures"

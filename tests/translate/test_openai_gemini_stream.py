@@ -13,8 +13,9 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
-from .compose import StreamToOpenAI
 from keymux.translate.sse import SSEDecoder, sse_event
+
+from .compose import StreamToOpenAI
 
 GOLDEN = sorted((Path(__file__).parent / "fixtures" / "stream_to_openai").glob("*.json"))
 IDS = [p.stem for p in GOLDEN]

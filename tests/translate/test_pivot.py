@@ -11,9 +11,9 @@ import pytest
 from google.genai import types
 from openai.types.chat import ChatCompletion
 
-from keymux.providers import ENDS_STREAM
 from keymux.exchange import make_exchange
 from keymux.exchange.translating import TranslatingStream
+from keymux.providers import ENDS_STREAM
 from keymux.translate.clients import gemini as gemini_client
 from keymux.translate.clients import openai_chat
 from keymux.translate.providers import gemini as gemini_provider

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 
 from keymux.errors import BadRequest
-from keymux.translate.error_bodies import gemini_error
 from keymux.translate import pivot as p
 from keymux.translate._json import Json, get_str
 from keymux.translate.codecs import Target
+from keymux.translate.error_bodies import gemini_error
 from keymux.translate.estimate import estimate_gemini_prompt_tokens
 from keymux.translate.schema import to_json_schema
 from keymux.translate.sse import decode_all, sse_event

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 
 from keymux.errors import BadRequest
-from keymux.translate.error_bodies import openai_error
 from keymux.ids import new_id
 from keymux.translate import pivot as p
 from keymux.translate._json import Json
 from keymux.translate.codecs import Target
+from keymux.translate.error_bodies import openai_error
 from keymux.translate.estimate import estimate_prompt_tokens
 from keymux.translate.media import data_uri, guess_mime, parse_data_uri
 from keymux.translate.sse import DONE, decode_all, sse_event

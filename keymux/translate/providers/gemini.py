@@ -7,7 +7,8 @@ Gemini ids and thought signatures are kept as they are: a functionCall without a
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
