@@ -88,3 +88,29 @@ async def test_egress_banner_while_the_provider_backs_off(ops_stack: OpsFactory,
     await poll(page)
     await expect(banner).to_be_hidden(timeout=T)
     assert [p for p in problems if "status of 401" not in p] == [], problems  # 401: sign_in tries a wrong key
+
+
+async def test_request_detail_shows_what_a_generated_image_cost(ops_stack: OpsFactory, browser: Any, tmp_path: Any) -> None:
+    key = "AIzaUiImage0001"
+    model_list = [{"model_name": "img", "litellm_params": {"model": "gemini/gemini-3-pro-image-preview", "api_key": key},
+                   "model_info": {"tier": "paid"}}] + group("chat", ["AIzaUiText00002"])
+    stack = await ops_stack({"model_list": model_list,
+                             "general_settings": {"database_url": f"sqlite:///{tmp_path / 'image.db'}"}},
+                            {key: EmuKey(), "AIzaUiText00002": EmuKey()})
+    await stack.ask("chat")
+    stack.clock.advance(1)  # rows of one instant have no order
+    await stack.ask("img", modalities=["text", "image"])
+    await stack.gateway.ledger.flush()
+    page, problems = await open_dashboard(browser, stack)
+    await page.click("#tab-requests")
+    rows = page.locator("#requests tbody tr")
+    await expect(rows).to_have_count(2, timeout=T)
+    detail = page.locator("#detail")
+    await rows.first.get_by_role("button").click()  # the image request (newest)
+    await expect(detail).to_contain_text("Priced by modality")
+    await expect(detail).to_contain_text("image output $0.15")  # 1290 image tokens at $120 per million
+    await rows.nth(1).get_by_role("button").click()  # text only: nothing priced apart
+    await expect(detail).to_contain_text("gemini-2.5-flash")
+    await expect(detail).not_to_contain_text("Priced by modality")
+    await shot(page, "request-modality-cost")
+    assert [p for p in problems if "status of 401" not in p] == [], problems
