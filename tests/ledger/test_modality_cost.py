@@ -1,14 +1,19 @@
 """Image output and service tiers reach the ledger, /admin/requests and /metrics as the provider prices
-them: an OpenAI client over a paid Gemini key, through the openai SDK."""
+them: OpenAI clients over paid Gemini keys (openai SDK) and Gemini clients passed through (google-genai)."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from google import genai
+from google.genai import types
 
 from keymux.emulator import EmuKey
+from keymux.emulator.gemini_answer import MEDIA_TOKENS
 from keymux.emulator.gemini_wire import IMAGE_TOKENS
 
-from ..conftest import OpsFactory
+from ..conftest import MASTER, OpsFactory
 
 
 def paid(name: str, model: str) -> list[dict]:
@@ -62,3 +67,29 @@ async def test_an_unknown_service_tier_is_a_400_naming_the_field(ops_stack: OpsF
     with pytest.raises(BadRequestError) as err:
         await stack.ask("fast", service_tier="turbo")
     assert "service_tier" in err.value.message and stack.gemini.calls == []
+
+
+async def test_audio_input_is_priced_at_the_audio_rate(ops_stack: OpsFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stack = await ops_stack(doc(tmp_path, paid("ears", "gemini-2.5-flash")), {"k1": EmuKey()})
+    audio = base64.b64encode(b"RIFF\x24\x00\x00\x00WAVEfmt ").decode()
+    answer = await stack.openai().chat.completions.create(model="ears", messages=[{"role": "user", "content": [
+        {"type": "text", "text": "transcribe"}, {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}}]}])
+    row = (await rows(stack))[0]
+    audio_tokens = MEDIA_TOKENS  # what the emulator, like Google, lists as AUDIO in promptTokensDetails
+    text_in = answer.usage.prompt_tokens - audio_tokens
+    assert row["modal_cost"] == {"input_audio": pytest.approx(audio_tokens * 1.00e-6)}
+    assert row["cost"] == pytest.approx(text_in * 0.30e-6 + audio_tokens * 1.00e-6
+                                        + answer.usage.completion_tokens * 2.50e-6)
+
+
+async def test_gemini_sdk_flex_stream_passes_through_and_is_priced_as_flex(ops_stack: OpsFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stack = await ops_stack(doc(tmp_path, paid("fast", "gemini-3.5-flash")), {"k1": EmuKey()})
+    client = genai.Client(api_key=MASTER, http_options=types.HttpOptions(base_url=stack.base, api_version="v1beta"))
+    for tier in (None, "flex"):
+        config = types.GenerateContentConfig(service_tier=tier) if tier else None
+        text = "".join([c.text or "" async for c in await client.aio.models.generate_content_stream(
+            model="fast", contents="hello there", config=config)])
+        assert text.startswith("Echo:")
+        stack.clock.advance(1)
+    flex, standard = await rows(stack)
+    assert standard["cost"] > 0 and flex["cost"] == pytest.approx(standard["cost"] / 2)
