@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+import orjson
+
 from keymux.pool.store import State
 
 if TYPE_CHECKING:
@@ -104,6 +106,10 @@ class Metrics:
                             ("key", "model"))
         self.value = Counter("keymux_value_usd_total", "USD at list price, by key fingerprint and model.",
                              ("key", "model"))
+        self.modal_value = Counter("keymux_modality_value_usd_total",
+                                   "USD at list price of tokens priced by their modality (output_image, "
+                                   "input_audio ...), by key fingerprint and model: part of keymux_value_usd_total.",
+                                   ("key", "model", "modality"))
         self.duration = Histogram("keymux_request_duration_seconds", "Time from request to its last byte.",
                                   ("group",), DURATION_BUCKETS)
         self.ttfb = Histogram("keymux_time_to_first_byte_seconds", "Time from request to its first byte.",
@@ -133,6 +139,9 @@ class Metrics:
             if row.cost or row.value:
                 self.cost.inc((key, model), row.cost)
                 self.value.inc((key, model), row.value)
+            if row.modal_cost:
+                for modality, usd in orjson.loads(row.modal_cost).items():
+                    self.modal_value.inc((key, model, modality), usd)
         if row.latency is not None:
             self.duration.observe((row.group,), row.latency)
         if row.ttfb is not None:
@@ -143,7 +152,7 @@ class Metrics:
 
     def render(self, pool: Pool, ledger: Ledger, now: float) -> str:
         out: list[str] = []
-        for m in (self.requests, self.upstream, self.tokens, self.cost, self.value):
+        for m in (self.requests, self.upstream, self.tokens, self.cost, self.value, self.modal_value):
             m.render(out)
         states: list[tuple[tuple[object, ...], float]] = []
         seen: set[str] = set()

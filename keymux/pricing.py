@@ -1,19 +1,38 @@
 """What a request cost, in USD, from a price table shipped with keymux (never downloaded).
 
-Prices are USD per million tokens, as published by each provider (late 2025). A model id matches the
-longest table entry it starts with, so dated snapshots and previews ("gemini-2.5-flash-preview-09-2025",
-"gpt-4o-2024-08-06") take the price of their family.
+Prices are USD per million tokens, as published by each provider, **as of 2026-12-01** (sources beside each
+block). A model id matches the longest table entry it starts with, so dated snapshots and previews
+("gemini-3-pro-preview", "gpt-4o-2024-08-06") take the price of their family; `ALIASES` first maps moving
+names (`gemini-flash-latest`) to the model they served when the table was written.
+
+Per modality: where the provider breaks usage down by modality (Gemini's promptTokensDetails /
+candidatesTokensDetails, in `Usage.prompt_modalities` / `completion_modalities`), tokens of a modality with
+its own price are priced at it: image output at the image rate ($30 / $60 / $120 per million, i.e. $0.039 /
+$0.067 / $0.134 a 1K image), audio input at the audio rate. The rest is priced as text. `Cost.modal` keeps
+what the differently priced tokens cost, so the ledger, metrics and dashboard can show it.
+
+Service tier (Gemini `serviceTier`, priced by what the answer's usageMetadata says served it, since Google
+moves priority traffic over its limit to standard): flex is half price (blog.google, "Introducing Flex and
+Priority inference", 2026-04); priority is "75-100% more" than standard per the same announcement, and no
+per-model priority price could be confirmed, so keymux prices it at the upper bound (x2) rather than
+understate spend. OpenAI's flex / priority tiers are passed through but priced at the standard rate.
+
+Not confirmed, so not in the table (such a model is unpriced: `known` is False, cost 0): gemini-3.6-flash
+(GA 2026-07; no published price found), Claude Opus 4.6+/Sonnet 4.6+, GPT-5.5. gemini-3.1-flash-image: the
+image output rate ($60/M) is confirmed, its text input/output rates are not (AI Studio and the API docs
+disagree): the table uses gemini-3-flash's.
 
 Free tier: Google AI Studio keys are free unless the deployment says otherwise. A Gemini deployment is
 treated as paid when it declares `input_cost_per_token` / `output_cost_per_token`, or `model_info.tier: paid`.
 OpenAI and Anthropic keys are paid unless `model_info.tier: free`. A free-tier request costs 0; what it would
 have cost at list price is kept as its `value`, so the ledger shows what the free tier saved.
-Per-deployment `input_cost_per_token` / `output_cost_per_token` (LiteLLM's names) replace the table.
+Per-deployment `input_cost_per_token` / `output_cost_per_token` (LiteLLM's names) replace the table (as one
+price for every modality and tier).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from keymux.config.schema import DeploymentConfig
@@ -31,31 +50,61 @@ class Price:
     threshold: int | None = None
     long_input: float | None = None
     long_output: float | None = None
+    # modality (lower case) -> its own price per million, where it differs from the text price
+    modal_input: dict[str, float] = field(default_factory=dict)
+    modal_output: dict[str, float] = field(default_factory=dict)
 
     def cost(self, prompt: int, completion: int) -> float:
+        return self.priced(prompt, completion, None, None)[0]
+
+    def priced(self, prompt: int, completion: int, prompt_modalities: dict[str, int] | None,
+               completion_modalities: dict[str, int] | None) -> tuple[float, dict[str, float]]:
+        """(USD, {"input_audio" | "output_image" ...: USD of the tokens priced at their modality's rate})."""
         inp, out = self.input, self.output
         if self.threshold is not None and prompt > self.threshold:
             inp = self.long_input if self.long_input is not None else inp
             out = self.long_output if self.long_output is not None else out
-        return (prompt * inp + completion * out) / M
+        modal: dict[str, float] = {}
+        for side, counts, prices in (("input", prompt_modalities, self.modal_input),
+                                     ("output", completion_modalities, self.modal_output)):
+            for name, n in (counts or {}).items():
+                rate = prices.get(name)
+                if rate is not None and n > 0:
+                    modal[f"{side}_{name}"] = n * rate / M
+        special_in = sum(n for k, n in (prompt_modalities or {}).items() if k in self.modal_input)
+        special_out = sum(n for k, n in (completion_modalities or {}).items() if k in self.modal_output)
+        text = (max(0, prompt - special_in) * inp + max(0, completion - special_out) * out) / M
+        return text + sum(modal.values()), modal
 
 
 # (provider, model id prefix) -> price. Output prices include thinking / reasoning tokens, as billed.
+AUDIO_1 = {"audio": 1.00}
 PRICES: dict[tuple[str, str], Price] = {
-    # Google Gemini API (paid tier list prices)
+    # Google Gemini API, paid tier list prices (standard tier). Sources: ai.google.dev/gemini-api/docs/pricing
+    # as transcribed 2026-09-20 and 2026-10-07 (github.com/api-evangelist/gemini and .../deepmind,
+    # plans/*-pricing.yml, quoted verbatim from the page), factquire.com's quote of the same page (2026-07-04)
+    # for gemini-3-flash-preview; image output rates: the same page ($120/M = $0.134 per 1K/2K image for
+    # 3 Pro Image), aifreeapi.com 2026-03 for 3.1 Flash Image ($60/M).
+    ("gemini", "gemini-3.5-flash"): Price(1.50, 9.00),
+    ("gemini", "gemini-3.5-flash-lite"): Price(0.30, 2.50),  # "text / image / video / audio": one rate
+    ("gemini", "gemini-3.1-pro"): Price(2.00, 12.00, 200_000, 4.00, 18.00),
     ("gemini", "gemini-3-pro"): Price(2.00, 12.00, 200_000, 4.00, 18.00),
+    ("gemini", "gemini-3-pro-image"): Price(2.00, 12.00, modal_output={"image": 120.00}),
+    ("gemini", "gemini-3-flash"): Price(0.50, 3.00, modal_input=AUDIO_1),
+    ("gemini", "gemini-3.1-flash-image"): Price(0.50, 3.00, modal_output={"image": 60.00}),  # text: unconfirmed
     ("gemini", "gemini-2.5-pro"): Price(1.25, 10.00, 200_000, 2.50, 15.00),
-    ("gemini", "gemini-2.5-flash"): Price(0.30, 2.50),
-    ("gemini", "gemini-2.5-flash-lite"): Price(0.10, 0.40),
-    ("gemini", "gemini-2.5-flash-image"): Price(0.30, 30.00),  # image output: $0.039 per 1290-token image
-    ("gemini", "gemini-2.0-flash"): Price(0.10, 0.40),
+    ("gemini", "gemini-2.5-flash"): Price(0.30, 2.50, modal_input=AUDIO_1),
+    ("gemini", "gemini-2.5-flash-lite"): Price(0.10, 0.40, modal_input={"audio": 0.30}),
+    ("gemini", "gemini-2.5-flash-image"): Price(0.30, 2.50, modal_output={"image": 30.00}),  # $0.039 / image
+    ("gemini", "gemini-2.0-flash"): Price(0.10, 0.40, modal_input={"audio": 0.70}),  # shut down 2026-06
     ("gemini", "gemini-2.0-flash-lite"): Price(0.075, 0.30),
     ("gemini", "gemini-1.5-flash"): Price(0.075, 0.30, 128_000, 0.15, 0.60),
     ("gemini", "gemini-1.5-pro"): Price(1.25, 5.00, 128_000, 2.50, 10.00),
     ("gemini", "gemini-embedding-001"): Price(0.15, 0.0),
-    ("gemini", "text-embedding-004"): Price(0.0, 0.0),
-    ("gemini", "gemma-"): Price(0.0, 0.0),
-    # OpenAI
+    ("gemini", "gemini-embedding-2"): Price(0.20, 0.0),
+    ("gemini", "text-embedding-004"): Price(0.0, 0.0),  # shut down 2026-01
+    ("gemini", "gemma-"): Price(0.0, 0.0),  # free tier only
+    # OpenAI (platform.openai.com/docs/pricing, standard tier; late 2025, not re-checked for 2026 models)
     ("openai", "gpt-5"): Price(1.25, 10.00),
     ("openai", "gpt-5-mini"): Price(0.25, 2.00),
     ("openai", "gpt-5-nano"): Price(0.05, 0.40),
@@ -74,7 +123,7 @@ PRICES: dict[tuple[str, str], Price] = {
     ("openai", "text-embedding-3-small"): Price(0.02, 0.0),
     ("openai", "text-embedding-3-large"): Price(0.13, 0.0),
     ("openai", "text-embedding-ada-002"): Price(0.10, 0.0),
-    # Anthropic
+    # Anthropic (docs.anthropic.com/en/docs/about-claude/pricing; late 2025, not re-checked for 2026 models)
     ("anthropic", "claude-opus-4-5"): Price(5.00, 25.00),
     ("anthropic", "claude-opus-4"): Price(15.00, 75.00),
     ("anthropic", "claude-sonnet-4-5"): Price(3.00, 15.00, 200_000, 6.00, 22.50),
@@ -86,6 +135,15 @@ PRICES: dict[tuple[str, str], Price] = {
     ("anthropic", "claude-3-opus"): Price(15.00, 75.00),
     ("anthropic", "claude-3-haiku"): Price(0.25, 1.25),
 }
+# Moving names -> the model they served as of the table's date. Google moved the `latest` aliases to
+# Gemini 3 in 2026-01 (the wire reference's model churn notes); a later move was not confirmed.
+ALIASES: dict[str, str] = {
+    "gemini-pro-latest": "gemini-3-pro-preview",
+    "gemini-flash-latest": "gemini-3-flash-preview",
+    "gemini-flash-lite-latest": "gemini-2.5-flash-lite",
+}
+# Gemini service tiers -> multiplier of the standard price (see the module docstring)
+TIERS: dict[str, float] = {"standard": 1.0, "flex": 0.5, "priority": 2.0}
 _FREE_BY_DEFAULT = frozenset(("gemini",))
 
 
@@ -95,6 +153,7 @@ class Cost:
     value: float  # USD at list price (equals cost unless free tier)
     free: bool
     known: bool  # a price was found (table or deployment)
+    modal: dict[str, float] | None = None  # USD at list price of tokens priced by modality ("output_image")
 
 
 NO_COST = Cost(0.0, 0.0, False, False)
@@ -104,7 +163,7 @@ def _family(model: str) -> str:
     model = model.removeprefix("models/")
     for prefix in ("anthropic/", "gemini/", "openai/"):
         model = model.removeprefix(prefix)
-    return model
+    return ALIASES.get(model, model)
 
 
 @lru_cache(maxsize=1024)
@@ -135,15 +194,21 @@ def cost_of(d: DeploymentConfig | None, model: str | None, usage: Usage | None) 
     if d is None or usage is None:
         return NO_COST
     prompt, completion = usage.prompt, usage.completion  # completion includes thinking tokens (both APIs)
+    modal: dict[str, float] | None = None
     if d.input_cost_per_token is not None or d.output_cost_per_token is not None:
         value = prompt * (d.input_cost_per_token or 0.0) + completion * (d.output_cost_per_token or 0.0)
         known = True
     else:
         price = list_price(d.provider, model or d.model)
         known = price is not None
-        value = price.cost(prompt, completion) if price is not None else 0.0
+        value = 0.0
+        if price is not None:
+            value, found = price.priced(prompt, completion, usage.prompt_modalities, usage.completion_modalities)
+            factor = TIERS.get(usage.tier or "standard", 1.0) if d.provider == "gemini" else 1.0
+            value *= factor
+            modal = {k: v * factor for k, v in found.items()} or None
     free = is_free_tier(d)
-    return Cost(0.0 if free else value, value, free, known)
+    return Cost(0.0 if free else value, value, free, known, modal)
 
 
-__all__ = ["NO_COST", "PRICES", "Cost", "Price", "cost_of", "is_free_tier", "list_price"]
+__all__ = ["ALIASES", "NO_COST", "PRICES", "TIERS", "Cost", "Price", "cost_of", "is_free_tier", "list_price"]

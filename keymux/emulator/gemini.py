@@ -52,6 +52,10 @@ DEFAULT_MODELS = [
     "gemini-3-pro-preview",
     "gemini-3-flash-preview",
     "gemini-3-pro-image-preview",
+    "gemini-3.5-flash",
+    "gemini-3.5-flash-lite",
+    "gemini-3.6-flash",
+    "gemini-pro-latest",
     "gemini-flash-latest",
     "gemini-flash-lite-latest",
     "gemini-embedding-001",
@@ -221,18 +225,23 @@ class GeminiEmulator(EmulatorBase):
             if fault == "midstream":
                 return fail(500, W.status_body(500, "INTERNAL", W.MSG_INTERNAL), "internal")
             self._log(key, model, 200, "ok", False, method)
-            return _json(full_response(answer, model, rid))
+            resp = _json(full_response(answer, model, rid))
+            if answer.tier:  # Google says which tier served it in a header too (gemini-wire.md)
+                resp.headers["x-gemini-service-tier"] = answer.tier
+            return resp
         chunks = stream_responses(answer, model, rid)
         sse = request.query.get("alt") == "sse"
         if fault == "midstream":
             chunks = chunks[:1] + [W.status_body(500, "INTERNAL", W.MSG_INTERNAL)]
         self._log(key, model, 200, "midstream" if fault else "ok", True, method)
-        return await self._stream(request, chunks, sse, abrupt=fault == "midstream")
+        return await self._stream(request, chunks, sse, abrupt=fault == "midstream", tier=answer.tier)
 
     async def _stream(
-        self, request: web.Request, chunks: list[Any], sse: bool, abrupt: bool
+        self, request: web.Request, chunks: list[Any], sse: bool, abrupt: bool, tier: str | None = None
     ) -> web.StreamResponse:
-        headers = SSE_HEADERS if sse else {"Content-Type": JSON_CT}
+        headers = dict(SSE_HEADERS) if sse else {"Content-Type": JSON_CT}
+        if tier:
+            headers["x-gemini-service-tier"] = tier
         resp = web.StreamResponse(status=200, headers=headers)
         if abrupt:
             resp.force_close()

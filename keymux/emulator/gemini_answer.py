@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from keymux.emulator.gemini_wire import (
     IMAGE_TOKENS,
     MSG_IMAGE,
@@ -93,6 +95,10 @@ class RequestError(Exception):
         self.message, self.field, self.violation = message, field, violation
 
 
+# google-genai's ServiceTier values; usageMetadata.serviceTier says which one served the request
+SERVICE_TIERS = ("unspecified", "standard", "flex", "priority")
+
+
 def validate_generate(req: Any, strict: bool, prefix: str = "GenerateContentRequest") -> None:
     if not isinstance(req, dict):
         raise RequestError('Invalid JSON payload received. Unknown name "": Root element must be a message.')
@@ -105,6 +111,11 @@ def validate_generate(req: Any, strict: bool, prefix: str = "GenerateContentRequ
             for k in gc:
                 if k not in GEN_FIELDS:
                     raise RequestError(*_unknown(k, "generation_config"))
+    tier = g(req, "serviceTier")
+    if tier is not None and (not isinstance(tier, str) or tier.lower() not in SERVICE_TIERS):
+        raise RequestError(  # a proto enum's error, as Google words it for any unknown enum value
+            f"Invalid value at 'service_tier' (type.googleapis.com/google.ai.generativelanguage.v1beta.ServiceTier), "
+            f"{orjson.dumps(tier).decode()}")
     contents = req.get("contents")
     if not contents or not isinstance(contents, list):
         raise RequestError(f"* {prefix}.contents: contents is not specified\n", violation=False)
@@ -228,6 +239,7 @@ class Answer:
     thoughts_tokens: int = 0
     cand_details: list[dict[str, Any]] | None = None
     stream_parts: list[dict[str, Any]] = field(default_factory=list)  # parts split for streaming
+    tier: str | None = None  # the service tier the request asked for (said back in usageMetadata)
 
     def usage(self) -> dict[str, Any]:
         cand = self.cand_tokens * self.n
@@ -244,6 +256,8 @@ class Answer:
             ]
         if thoughts:
             u["thoughtsTokenCount"] = thoughts
+        if self.tier:
+            u["serviceTier"] = self.tier
         return u
 
 
@@ -331,10 +345,12 @@ def build_answer(req: dict[str, Any], model: str) -> Answer:
             finish = "MAX_TOKENS"
         parts.append({"text": text})
         stream_parts.extend({"text": t} for t in split_text(text))
+    tier = g(req, "serviceTier")
+    tier = tier.lower() if isinstance(tier, str) and tier.lower() in ("flex", "priority", "standard") else None
     return Answer(
         parts=parts, n=n, finish=finish, prompt_tokens=p_tokens, prompt_details=p_details,
         cand_tokens=c_tokens, thoughts_tokens=THOUGHT_TOKENS if thoughts else 0,
-        cand_details=details, stream_parts=stream_parts,
+        cand_details=details, stream_parts=stream_parts, tier=tier,
     )
 
 

@@ -41,10 +41,16 @@ def _disables(real: str) -> list[str]:
             f"at {real} NOT NULL)"]
 
 
+def _modal_cost() -> list[str]:
+    # JSON {"output_image": USD, "input_audio": USD}: what tokens priced at their modality's rate cost
+    return ["ALTER TABLE requests ADD COLUMN modal_cost TEXT"]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
-    "sqlite": [(1, _ddl("REAL", "INTEGER")), (2, _queue_wait("REAL")), (3, _disables("REAL"))],
+    "sqlite": [(1, _ddl("REAL", "INTEGER")), (2, _queue_wait("REAL")), (3, _disables("REAL")),
+               (4, _modal_cost())],
     "postgres": [(1, _ddl("DOUBLE PRECISION", "BIGINT")), (2, _queue_wait("DOUBLE PRECISION")),
-                 (3, _disables("DOUBLE PRECISION"))],
+                 (3, _disables("DOUBLE PRECISION")), (4, _modal_cost())],
 }
 SCHEMA_VERSION = max(v for v, _ in MIGRATIONS["sqlite"])
 

@@ -32,13 +32,22 @@ OTHER = "other"
 
 @dataclass(slots=True)
 class Usage:
-    """Token counts of one answer. `completion` includes `reasoning`; `cached` is part of `prompt`."""
+    """Token counts of one answer. `completion` includes `reasoning`; `cached` is part of `prompt`.
+
+    `prompt_modalities` / `completion_modalities`: tokens per modality (lower case: text, image, audio,
+    video, document) where the provider breaks them down (Gemini's promptTokensDetails /
+    candidatesTokensDetails), so that an image or audio token is priced as one. `tier`: the service tier
+    the provider says it served (Gemini flex / standard / priority), which may differ from the one asked for.
+    """
 
     prompt: int = 0
     completion: int = 0
     reasoning: int = 0
     total: int = 0
     cached: int = 0
+    prompt_modalities: dict[str, int] | None = None
+    completion_modalities: dict[str, int] | None = None
+    tier: str | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +104,7 @@ class Request:
     reasoning_effort: str | None = None  # "none" | "minimal" | "low" | "medium" | "high" | a Gemini level
     thinking_budget: int | None = None  # tokens; Gemini 0 = off, -1 = dynamic
     include_thoughts: bool | None = None
+    service_tier: str | None = None  # "flex" | "standard" | "priority" (Gemini's names)
 
 
 @dataclass(slots=True)

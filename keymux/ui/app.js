@@ -549,8 +549,13 @@
                 ["Queue wait", secs(r.queue_wait)], ["First byte", secs(r.ttfb)], ["Latency", secs(r.latency)],
                 ["Tokens", nf.format(r.prompt_tokens) + " in, " + nf.format(r.completion_tokens) + " out" +
                   (r.reasoning_tokens ? ", " + nf.format(r.reasoning_tokens) + " reasoning" : "")],
-                ["Cost", money(r.cost) + (r.free_tier ? " (free tier; list price " + money(r.value) + ")" : "")],
-                ["Stream", r.stream ? "yes" : "no"]];
+                ["Cost", money(r.cost) + (r.free_tier ? " (free tier; list price " + money(r.value) + ")" : "")]];
+    // Tokens priced at their own modality's rate (a generated image, audio input): shown where they differ from text
+    if (r.modal_cost) rows.push(["Priced by modality", Object.keys(r.modal_cost).map(function (m) {
+      var parts = m.split("_");
+      return parts.slice(1).join(" ") + " " + parts[0] + " " + money(r.modal_cost[m]);
+    }).join(", ") + " (at list price)"]);
+    rows.push(["Stream", r.stream ? "yes" : "no"]);
     var body = $("detail-body");
     body.replaceChildren(h("div", null,
       h("dl", null, rows.map(function (p) { return [h("dt", { text: p[0] }), h("dd", { text: String(p[1]) })]; })),

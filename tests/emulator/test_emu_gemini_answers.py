@@ -13,7 +13,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from keymux.emulator import GeminiEmulator
+from keymux.emulator import EmuKey, GeminiEmulator
 
 MODEL = "gemini-2.5-flash"
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
@@ -250,3 +250,22 @@ async def test_embeddings(post: Any, gemini: GeminiEmulator) -> None:
     assert (await post("k2", {"content": {}}, model="gemini-embedding-001", method="embedContent"))[0] == 400
     resp = await sdk(gemini).aio.models.embed_content(model="gemini-embedding-001", contents=["a", "b"])
     assert len(resp.embeddings) == 2
+
+
+async def test_service_tier_is_said_back_and_an_unknown_one_is_google_s_400() -> None:
+    emu = GeminiEmulator({"k": EmuKey()})
+    base = await emu.serve()
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"{base}/v1beta/models/gemini-3.5-flash:generateContent"
+            body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "serviceTier": "flex"}
+            async with http.post(url, json=body, headers={"x-goog-api-key": "k"}) as resp:
+                doc = await resp.json()
+                assert resp.status == 200 and resp.headers["x-gemini-service-tier"] == "flex"
+                assert doc["usageMetadata"]["serviceTier"] == "flex"
+            async with http.post(url, json={**body, "serviceTier": "turbo"}, headers={"x-goog-api-key": "k"}) as resp:
+                doc = await resp.json()
+                assert resp.status == 400 and doc["error"]["status"] == "INVALID_ARGUMENT"
+                assert "Invalid value at 'service_tier'" in doc["error"]["message"]
+    finally:
+        await emu.close()

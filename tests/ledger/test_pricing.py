@@ -17,7 +17,7 @@ def dep(model: str = "gemini-2.5-flash", provider: str = "gemini", **kw) -> Depl
 def test_longest_prefix_wins_and_snapshots_take_their_family_price() -> None:
     assert list_price("gemini", "gemini-2.5-flash-lite").input == 0.10
     assert list_price("gemini", "gemini-2.5-flash-preview-09-2025").input == 0.30
-    assert list_price("gemini", "models/gemini-2.5-flash-image-preview").output == 30.0
+    assert list_price("gemini", "models/gemini-2.5-flash-image-preview").modal_output["image"] == 30.0
     assert list_price("openai", "gpt-4o-mini-2024-07-18").input == 0.15
     assert list_price("openai", "gpt-4o-2024-08-06").input == 2.50
     assert list_price("anthropic", "claude-sonnet-4-5-20250929").output == 15.0

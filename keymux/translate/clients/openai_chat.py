@@ -30,14 +30,16 @@ estimate_tokens = estimate_prompt_tokens
 # Accepted and ignored: they mean nothing to the provider or are the caller's business.
 _HARMLESS = frozenset({
     "model", "stream", "stream_options", "user", "metadata", "store",
-    "parallel_tool_calls", "service_tier",
+    "parallel_tool_calls",
 })
 _MAPPED = frozenset({
     "messages", "tools", "tool_choice", "max_tokens", "max_completion_tokens", "temperature",
     "top_p", "top_k", "stop", "n", "seed", "presence_penalty", "frequency_penalty",
-    "response_format", "modalities", "reasoning_effort",
+    "response_format", "modalities", "reasoning_effort", "service_tier",
 })
 EFFORTS = ("none", "minimal", "low", "medium", "high")
+# OpenAI's service tiers -> Gemini's; "auto" and "scale" leave the choice to the provider's project default.
+_TIERS = {"flex": "flex", "priority": "priority", "default": "standard", "auto": None, "scale": None}
 DROP_HINT = "set litellm_settings.drop_params: true to drop it"
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _TOOL_MODES = ("none", "auto", "required")
@@ -385,6 +387,12 @@ def _generation(body: Json, req: p.Request) -> None:
             raise BadRequest(f"'reasoning_effort' must be one of {', '.join(EFFORTS)}; got {effort!r}",
                              param="reasoning_effort")
         req.reasoning_effort = effort
+    tier = body.get("service_tier")
+    if tier is not None:
+        if not isinstance(tier, str) or tier not in _TIERS:
+            raise BadRequest(f"'service_tier' must be one of {', '.join(_TIERS)}; got {tier!r}",
+                             param="service_tier")
+        req.service_tier = _TIERS[tier]
 
 
 def _response_format(fmt: Any, req: p.Request) -> None:

@@ -97,6 +97,8 @@ def request_body(req: p.Request) -> Json:
     generation = _generation_config(req)
     if generation:
         out["generationConfig"] = generation
+    if req.service_tier:
+        out["serviceTier"] = req.service_tier  # top level, as google-genai sends it (not in generationConfig)
     return out
 
 
@@ -189,14 +191,43 @@ def _generation_config(req: p.Request) -> Json:
 
 
 def usage(metadata: Any) -> p.Usage | None:
-    """Gemini usageMetadata -> Usage (thought tokens count as completion tokens, as they are billed)."""
+    """Gemini usageMetadata -> Usage (thought tokens count as completion tokens, as they are billed).
+    The per-modality lists are kept only when they name something other than text: text is the default
+    price, so a text-only answer needs no breakdown."""
     if not isinstance(metadata, dict):
         return None
     prompt = get_int(metadata, "promptTokenCount")
     thoughts = get_int(metadata, "thoughtsTokenCount")
     completion = get_int(metadata, "candidatesTokenCount") + thoughts
+    tier = metadata.get("serviceTier")
     return p.Usage(prompt, completion, thoughts, get_int(metadata, "totalTokenCount") or prompt + completion,
-                   get_int(metadata, "cachedContentTokenCount"))
+                   get_int(metadata, "cachedContentTokenCount"), _modalities(metadata.get("promptTokensDetails")),
+                   _modalities(metadata.get("candidatesTokensDetails")), _tier(tier))
+
+
+def _modalities(details: Any) -> dict[str, int] | None:
+    """[{modality: IMAGE, tokenCount: 1290}, ...] -> {"image": 1290}, or None when all is text."""
+    if not isinstance(details, list):
+        return None
+    out: dict[str, int] = {}
+    for d in details:
+        if isinstance(d, dict):
+            name = d.get("modality")
+            count = d.get("tokenCount")
+            if isinstance(name, str) and isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                key = name.lower()
+                key = "text" if key == "modality_unspecified" else key  # Google: unspecified is text
+                out[key] = out.get(key, 0) + count
+    return out if any(k != "text" for k in out) else None
+
+
+def _tier(raw: Any) -> str | None:
+    """usageMetadata.serviceTier: google-genai's values are lower case (flex, standard, priority); enum
+    names in upper case (SERVICE_TIER_FLEX) are read too."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    tier = raw.lower().removeprefix("service_tier_")
+    return tier if tier in ("flex", "standard", "priority") else None
 
 
 def finish(reason: str) -> str:
