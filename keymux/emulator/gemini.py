@@ -13,6 +13,7 @@ quota. Faults are consumed only by POST model methods (not by model listing).
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from keymux.emulator.gemini_answer import (
     stream_responses,
     validate_generate,
 )
+from keymux.emulator.gemini_interactions import Interactions
 from keymux.emulator.quota import QuotaHit
 
 JSON_CT = "application/json; charset=UTF-8"
@@ -86,7 +88,22 @@ class GeminiEmulator(EmulatorBase):
             app.router.add_get(f"/{ver}/models/{{spec}}", self._get_model)
             app.router.add_post(f"/{ver}/models/{{spec}}", self._post)
         app.router.add_get("/_emulator/stats", self._stats_handler)
+        self.interactions.add_routes(app)
         return app
+
+    @functools.cached_property
+    def interactions(self) -> Interactions:
+        return Interactions(self._owner_of, self._log, self.clock.time)
+
+    def _owner_of(self, request: web.Request) -> tuple[str, str] | web.Response:
+        """(key, the project that owns what it creates), or the error a bad key gets."""
+        key = self._key_of(request)
+        denied = self._auth(key)
+        if denied:
+            status, body, kind = denied
+            self._log(key, "", status, kind, False, request.path)
+            return _json(body, status)
+        return key, self.keys[key].project or key
 
     # ------------------------------------------------------------ auth
 
