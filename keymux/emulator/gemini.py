@@ -32,6 +32,7 @@ from keymux.emulator.gemini_answer import (
     stream_responses,
     validate_generate,
 )
+from keymux.emulator.gemini_files import Files
 from keymux.emulator.gemini_interactions import Interactions
 from keymux.emulator.quota import QuotaHit
 
@@ -89,7 +90,12 @@ class GeminiEmulator(EmulatorBase):
             app.router.add_post(f"/{ver}/models/{{spec}}", self._post)
         app.router.add_get("/_emulator/stats", self._stats_handler)
         self.interactions.add_routes(app)
+        self.files_api.add_routes(app)
         return app
+
+    @functools.cached_property
+    def files_api(self) -> Files:
+        return Files(self._owner_of, self._log, self.clock.time, lambda: self.base_url or "")
 
     @functools.cached_property
     def interactions(self) -> Interactions:
@@ -196,6 +202,10 @@ class GeminiEmulator(EmulatorBase):
         try:
             if method in ("generateContent", "streamGenerateContent"):
                 validate_generate(req, self.strict_fields)
+                refused = self.files_api.refused(req, self.keys[key].project or key)
+                if refused is not None:
+                    self._log(key, model, 403, "denied", stream, method)
+                    return refused
                 if self.require_thought_signatures and model.startswith("gemini-3"):
                     msg = check_thought_signatures(req)
                     if msg:

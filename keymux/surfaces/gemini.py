@@ -22,6 +22,7 @@ from keymux.surfaces.common import (
     read_json,
     request_id,
 )
+from keymux.surfaces.gemini_named import generate_resources
 from keymux.surfaces.openai import cache_controls
 from keymux.surfaces.streaming import send_stream
 
@@ -51,7 +52,8 @@ async def model_method(request: web.Request) -> web.StreamResponse:
     call = Request(surface="gemini", operation="generateContent" if stream else method, group=group, model=name,
                    body=body, raw=raw, stream=stream and sse, request_id=request_id(request),
                    metered=method not in _UNMETERED, client=client,
-                   cache_control=request.headers.get("Cache-Control", ""), controls=controls)
+                   cache_control=request.headers.get("Cache-Control", ""), controls=controls,
+                   resources=generate_resources(body, raw))
     result = await api.handle(call)
     if isinstance(result, Reply):
         body_out = result.body

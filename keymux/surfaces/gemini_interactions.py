@@ -15,40 +15,12 @@ from keymux.errors import BadRequest, NotFound
 from keymux.live import Snapshot
 from keymux.request import Reply, Request
 from keymux.surfaces.common import CLIENT_API, JSON, check_auth, read_json, request_id
+from keymux.surfaces.gemini_named import named_resources
 from keymux.surfaces.streaming import send_stream
 
 
 def _reply(request: web.Request, result: Reply) -> web.Response:
     return web.Response(status=result.status, body=result.body, content_type=JSON, headers=result.headers)
-
-
-def named_resources(body: dict[str, Any]) -> tuple[str, ...]:
-    """What an interaction's body names that lives in one project: the previous turn, a cache, files."""
-    found: list[str] = []
-    previous = body.get("previous_interaction_id")
-    if isinstance(previous, str) and previous:
-        found.append(f"interactions/{previous}")
-    cached = body.get("cached_content")
-    if isinstance(cached, str) and cached:
-        found.append(cached)
-    found += _file_uris(body.get("input"))
-    return tuple(found)
-
-
-def _file_uris(node: Any) -> list[str]:
-    """`files/...` named by an input's content items (`uri`), at any depth."""
-    out: list[str] = []
-    todo = [node]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, dict):
-            uri = item.get("uri") or item.get("fileUri")
-            if isinstance(uri, str) and "/files/" in uri:
-                out.append("files/" + uri.rsplit("/files/", 1)[1].split("?", 1)[0])
-            todo.extend(v for v in item.values() if isinstance(v, (dict, list)))
-        elif isinstance(item, list):
-            todo.extend(item)
-    return out
 
 
 def _group(snapshot: Snapshot, body: dict[str, Any]) -> tuple[str, str]:
