@@ -31,7 +31,7 @@ from keymux.reload import Changes, restore_disables
 from keymux.request import Reply, Request, StreamReply
 from keymux.surfaces import admin as admin_surface
 from keymux.surfaces import gemini as gemini_surface
-from keymux.surfaces import gemini_files, gemini_interactions
+from keymux.surfaces import gemini_caches_batches, gemini_files, gemini_interactions
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
 from keymux.surfaces import ui as ui_surface
@@ -153,6 +153,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     gemini_surface.add_routes(app)
     gemini_interactions.add_routes(app)
     gemini_files.add_routes(app)
+    gemini_caches_batches.add_routes(app)
     health_surface.add_routes(app)
     admin_surface.add_routes(app)
     ui_surface.add_routes(app)

@@ -137,7 +137,11 @@ class Uploads:
         return Passed(status, answer_headers, answer)
 
     async def list_files(self, page_size: int) -> bytes:
-        """Every key's files in one list, each tagged with its key's fingerprint (and pinned to it)."""
+        return await self.list_merged("files", "files", page_size)
+
+    async def list_merged(self, collection: str, field: str, page_size: int) -> bytes:
+        """Every key's files (caches, batches) in one list, each tagged with its key's fingerprint (and
+        pinned to it: what a key lists is that key's)."""
         seen: set[str] = set()
         merged: list[dict[str, Any]] = []
         snapshot = self.live.snapshot
@@ -146,16 +150,16 @@ class Uploads:
                 if d.cfg.provider != "gemini" or d.fingerprint in seen:
                     continue
                 seen.add(d.fingerprint)
-                url = f"{gemini.base_url(d.cfg.api_base)}/files?pageSize={page_size}"
+                url = f"{gemini.base_url(d.cfg.api_base)}/{collection}?pageSize={page_size}"
                 async with self._http().get(url, headers=gemini.auth_headers(d.cfg.api_key)) as resp:
                     if resp.status != 200:
                         continue  # a key that cannot list (disabled, cooling) lists nothing
                     doc = orjson.loads(await resp.read() or b"{}")
-                for f in doc.get("files") or ():
+                for f in doc.get(field) or ():
                     if isinstance(f, dict) and isinstance(f.get("name"), str):
-                        await self.pool.pin(f["name"], d.fingerprint, LIFETIMES["files"])
+                        await self.pool.pin(f["name"], d.fingerprint, LIFETIMES.get(collection, LIFETIMES["files"]))
                         merged.append({**f, "keymuxKey": d.fingerprint})
-        return orjson.dumps({"files": merged} if merged else {})
+        return orjson.dumps({field: merged} if merged else {})
 
 
 def _answer_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -32,6 +32,7 @@ from keymux.emulator.gemini_answer import (
     stream_responses,
     validate_generate,
 )
+from keymux.emulator.gemini_caches_batches import CachesAndBatches
 from keymux.emulator.gemini_files import Files
 from keymux.emulator.gemini_interactions import Interactions
 from keymux.emulator.quota import QuotaHit
@@ -91,7 +92,12 @@ class GeminiEmulator(EmulatorBase):
         app.router.add_get("/_emulator/stats", self._stats_handler)
         self.interactions.add_routes(app)
         self.files_api.add_routes(app)
+        self.stateful.add_routes(app)
         return app
+
+    @functools.cached_property
+    def stateful(self) -> CachesAndBatches:
+        return CachesAndBatches(self._owner_of, self._log, self.clock.time)
 
     @functools.cached_property
     def files_api(self) -> Files:
@@ -179,7 +185,7 @@ class GeminiEmulator(EmulatorBase):
         stream = method == "streamGenerateContent"
         raw = await request.read()
         await self._delay()
-        if not sep or method not in METHODS:
+        if not sep or method not in METHODS | {"batchGenerateContent"}:
             body = W.status_body(404, "NOT_FOUND", "Method not found.")
             self._log(key, model, 404, "not_found", stream, method)
             return _json(body, 404)
@@ -191,6 +197,12 @@ class GeminiEmulator(EmulatorBase):
         denied = self._auth(key)
         if denied:
             return fail(*denied)
+        if method == "batchGenerateContent" and model in self.models:
+            try:
+                batch = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return fail(400, W.bad_request(W.MSG_BAD_JSON), "bad_request")
+            return self.stateful.create_batch(key, self.keys[key].project or key, model, batch)
         if model not in self.models or not W.supports(model, method):
             shown = "generateContent" if stream else method
             return fail(404, W.not_found_model(model, shown, version), "not_found")
@@ -202,7 +214,8 @@ class GeminiEmulator(EmulatorBase):
         try:
             if method in ("generateContent", "streamGenerateContent"):
                 validate_generate(req, self.strict_fields)
-                refused = self.files_api.refused(req, self.keys[key].project or key)
+                owner = self.keys[key].project or key
+                refused = self.files_api.refused(req, owner) or self.stateful.refused(req, owner, model)
                 if refused is not None:
                     self._log(key, model, 403, "denied", stream, method)
                     return refused

@@ -9,7 +9,9 @@ Interactions stream as SSE events `{"event_type": "interaction.created" | "step.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -53,7 +55,14 @@ def created_by(doc: Any, kind: str) -> list[tuple[str, float]]:
     name = doc.get("name") if isinstance(doc, dict) else None
     if not isinstance(name, str) or "/" not in name:
         return []
-    return [(name, LIFETIMES.get(name.split("/", 1)[0], LIFETIMES["files"]))]
+    ttl = LIFETIMES.get(name.split("/", 1)[0], LIFETIMES["files"])
+    expires = doc.get("expireTime") or doc.get("expirationTime")
+    if isinstance(expires, str):  # a cache's own expiry (wall time, as the state store's expiry is)
+        try:
+            ttl = max(1.0, datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() - time.time())
+        except ValueError:
+            pass
+    return [(name, ttl)]
 
 
 class _InteractionStream:
@@ -108,7 +117,8 @@ class GeminiResource:
         headers = gemini.auth_headers(dep.api_key)
         if stream:
             headers = {**headers, "accept": "text/event-stream"}
-        return f"{gemini.base_url(dep.api_base)}/{self.path}", headers, self._data(dep.model)
+        path = self.path.replace("{model}", dep.model)  # models/{model}:batchGenerateContent
+        return f"{gemini.base_url(dep.api_base)}/{path}", headers, self._data(dep.model)
 
     def _data(self, model: str) -> bytes:
         """The body names a model (interactions.create, caches.create): the deployment's, not the group's."""
