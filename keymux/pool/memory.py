@@ -54,6 +54,7 @@ class MemoryStore:
         self._deps: dict[str, _Dep] = {}
         self._disabled: dict[str, str] = {}
         self._pins: dict[str, tuple[str, float]] = {}  # resource -> (owner fingerprint, expires at)
+        self._sweep_pins_at = 100_000  # pins held before expired ones are swept (doubles: sweeps stay rare)
 
     def _scope(self, key: str) -> _Scope:
         s = self._scopes.get(key)
@@ -280,8 +281,9 @@ class MemoryStore:
         )
 
     async def pin(self, resource: str, owner: str, ttl: float, now: float) -> None:
-        if len(self._pins) > 100_000:  # bounded: drop what has expired before growing further
+        if len(self._pins) >= self._sweep_pins_at:  # drop what has expired before growing further
             self._pins = {r: p for r, p in self._pins.items() if p[1] > now}
+            self._sweep_pins_at = max(100_000, 2 * len(self._pins))
         self._pins[resource] = (owner, now + ttl)
 
     async def owner(self, resource: str, now: float) -> str | None:
