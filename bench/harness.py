@@ -35,6 +35,7 @@ from pathlib import Path
 import orjson
 
 from bench import cold_start, instructions
+from bench import interactions as interactions_row
 from bench.load import Result, have_wrk, run_load
 from keymux.translate.clients import openai_chat
 from keymux.translate.providers import gemini as gemini_codec
@@ -276,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
 
         summary = summarize(table, conns_list, startups, results["rss_mb"])  # type: ignore[arg-type]
         results["summary"] = summary
+        results["interactions"] = interactions_row.measure(km_port, "bench-chat", MASTER,
+                                                           connections=max(conns_list), duration=per_round_s,
+                                                           rounds=rounds, tool=tool, cpus=up_cpu)
 
         cold_s = args.cold_start if args.cold_start is not None else 1.0 if args.quick else 2.0
         if cold_s > 0:

@@ -31,10 +31,12 @@ from keymux.reload import Changes, restore_disables
 from keymux.request import Reply, Request, StreamReply
 from keymux.surfaces import admin as admin_surface
 from keymux.surfaces import gemini as gemini_surface
+from keymux.surfaces import gemini_caches_batches, gemini_files, gemini_interactions
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
 from keymux.surfaces import ui as ui_surface
 from keymux.surfaces.common import CLIENT_API, ClientAPI, render_error, request_id
+from keymux.uploads import UPLOADS, Uploads
 from keymux.upstream import Client
 
 log = logging.getLogger("keymux")
@@ -132,6 +134,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     app = web.Application(client_max_size=config.max_request_bytes, middlewares=[errors_middleware])
     gw = Gateway(config, clock=clock, store=store)
     app[GATEWAY] = gw
+    uploads = app[UPLOADS] = Uploads(gw.live, gw.pool)
     app[CLIENT_API] = ClientAPI(gw.live, gw.pipeline.handle, gw.started)
     app[health_surface.HEALTH] = health_surface.HealthView(gw.live, gw.pool, gw.clock, gw.state_store)
     app[admin_surface.ADMIN] = admin_surface.Operator(gw.live, gw.pool, gw.ledger, gw.changes, gw.metrics,
@@ -141,12 +144,16 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
         await gw.start()
 
     async def on_cleanup(_: web.Application) -> None:
+        await uploads.close()
         await gw.stop()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     openai_surface.add_routes(app)
     gemini_surface.add_routes(app)
+    gemini_interactions.add_routes(app)
+    gemini_files.add_routes(app)
+    gemini_caches_batches.add_routes(app)
     health_surface.add_routes(app)
     admin_surface.add_routes(app)
     ui_surface.add_routes(app)

@@ -96,7 +96,9 @@ async def attempt(transport: Transport, ex: Exchange, lease: Lease, *, stream: b
     scrub = Scrub(dep.api_key, dep.fingerprint)
     try:
         # A stream may run long; what must not happen is silence longer than the timeout.
-        resp = await transport.post(url, data, headers, timeout=timeout, stream=stream)
+        method = getattr(ex, "http_method", "POST")  # resource exchanges GET and DELETE too
+        resp = await (transport.post(url, data, headers, timeout=timeout, stream=stream) if method == "POST"
+                      else transport.post(url, data, headers, timeout=timeout, stream=stream, method=method))
     except (TimeoutError, UpstreamError) as e:
         return await _failed(lease, _transport_verdict(e))
     if not stream or resp.status != 200:

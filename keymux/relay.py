@@ -12,7 +12,7 @@ import logging
 
 from keymux.attempt import Failure, attempt
 from keymux.clock import Clock
-from keymux.errors import NoCapacity, UpstreamFailed
+from keymux.errors import BadRequest, NoCapacity, NotFound, UpstreamFailed
 from keymux.exchange import Exchange, make_exchange
 from keymux.live import Live, Snapshot
 from keymux.pool import Pool
@@ -38,13 +38,19 @@ class Relay:
     def _exchanges(self, request: Request, group: str, snapshot: Snapshot) -> dict[str, Exchange]:
         return {p: make_exchange(request.surface, p, body=request.body, raw=request.raw, model=request.model,
                                  drop_params=snapshot.config.drop_params, include_usage=request.include_usage,
-                                 method=request.operation) for p in snapshot.providers(group)}
+                                 method=request.operation, path=request.path, http_method=request.http_method)
+                for p in snapshot.providers(group)}
 
     async def __call__(self, request: Request, trace: Trace) -> Reply | StreamReply:
         snapshot = self.live.snapshot  # one snapshot for the whole request, whatever a reload does meanwhile
         router = snapshot.router
         deadline = trace.at + router.queue_timeout
-        groups = [request.group, *router.fallbacks.get(request.group, ())]
+        owner = await self._owner(request)
+        if owner is None and request.path and not request.group:  # GET/DELETE/cancel of something unpinned
+            raise NotFound(f"{request.resources[0] if request.resources else request.path} is not known here (it expired, was deleted, or was "
+                           "created through another gateway)")
+        # A request naming a resource goes to the key that owns it, or nowhere: no other key knows it.
+        groups = [request.group] if owner else [request.group, *router.fallbacks.get(request.group, ())]
         failures: list[Failure] = []
         refusal: NoCapacity | None = None
         i = 0
@@ -52,19 +58,27 @@ class Relay:
             group = groups[i]
             i += 1
             exchanges = self._exchanges(request, group, snapshot)  # translation errors raise here, before any quota
+            if not exchanges and request.path and not group:  # a resource call: the owner's provider
+                exchanges = {"gemini": make_exchange(request.surface, "gemini", body=request.body, raw=request.raw,
+                                                     model=request.model, drop_params=False,
+                                                     method=request.operation, path=request.path,
+                                                     http_method=request.http_method)}
             if not exchanges:
                 continue
             tokens = next(iter(exchanges.values())).estimated_tokens
             failed_keys: list[str] = []
-            left = 1 + router.num_retries  # attempts this group may still make
+            left = 1 if owner else 1 + router.num_retries  # attempts this group may still make
             while left > 0:
                 left -= 1
                 asked = self.clock.time()
                 try:
                     lease = await self.pool.acquire(group, tokens, exclude=failed_keys, metered=request.metered,
-                                                    wait=max(0.0, deadline - asked))
+                                                    wait=max(0.0, deadline - asked), pinned=owner)
                 except NoCapacity as e:
                     trace.queue_wait += self.clock.time() - asked
+                    if owner:
+                        e.message = f"{', '.join(request.resources)} belongs to key {owner}, which cannot take it: " \
+                                    f"{e.message}"
                     refusal = e
                     break
                 trace.queue_wait += self.clock.time() - asked
@@ -78,6 +92,7 @@ class Relay:
                     await lease.release(_ABANDONED)  # a no-op if attempt() already released it
                     raise
                 if not isinstance(result, Failure):
+                    await self._track(ex, dep.fingerprint)
                     result.headers["x-keymux-key"] = dep.fingerprint
                     result.headers["x-keymux-attempts"] = str(len(failures) + 1)
                     trace.answered_by(dep.fingerprint, dep.model)
@@ -96,6 +111,26 @@ class Relay:
                 if dep.cfg.max_retries is not None:  # this deployment's own bound on what follows its failure
                     left = min(left, dep.cfg.max_retries)
         raise self._give_up(request, trace, failures, refusal)
+
+    async def _owner(self, request: Request) -> str | None:
+        """The key that owns what the request names (None: it names nothing we pinned); 400 if two do."""
+        owners: dict[str, str] = {}
+        for resource in request.resources:
+            found = await self.pool.owner(resource)
+            if found is not None:
+                owners.setdefault(found, resource)
+        if len(owners) > 1:
+            named = ", ".join(f"{r} (key {fp})" for fp, r in sorted(owners.items()))
+            raise BadRequest(f"this request names resources that belong to different keys' projects: {named}; "
+                             "a Gemini request can only use resources of one project")
+        return next(iter(owners), None)
+
+    async def _track(self, ex: Exchange, fingerprint: str) -> None:
+        """Pin what the answer created to the key that made it; forget what it deleted."""
+        for resource, ttl in getattr(ex, "created", ()):
+            await self.pool.pin(resource, fingerprint, ttl)
+        for resource in getattr(ex, "deleted", ()):
+            await self.pool.unpin(resource)
 
     def _give_up(self, request: Request, trace: Trace, failures: list[Failure],
                  refusal: NoCapacity | None) -> Exception:

@@ -33,6 +33,11 @@ class Request:
     metered: bool = True  # False: counts against no quota window (countTokens)
     cache_control: str = ""  # the client's Cache-Control header (no-cache / no-store)
     controls: dict[str, Any] | None = None  # LiteLLM's per-request `cache: {...}` field, never sent upstream
+    # A stateful Gemini resource call (interactions, files, caches, batches): the upstream path and method,
+    # and the resources the request names (each must be served by the key that owns it).
+    path: str = ""  # e.g. "interactions/abc" (relative to the key's /v1beta base); "" for model methods
+    http_method: str = "POST"
+    resources: tuple[str, ...] = ()
 
 
 @dataclass

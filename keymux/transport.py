@@ -43,8 +43,8 @@ class UpstreamAnswer(Protocol):
 
 class Transport(Protocol):
     async def post(self, url: str, data: bytes, headers: Mapping[str, str], *, timeout: float,
-                   stream: bool = False) -> UpstreamAnswer:
-        """Raises UpstreamError (or asyncio.TimeoutError) when no answer could be had."""
+                   stream: bool = False, method: str = "POST") -> UpstreamAnswer:
+        """`method`: POST, or GET / DELETE for a resource (Gemini's interactions, files...). Raises UpstreamError (or asyncio.TimeoutError) when no answer could be had."""
         ...
 
     async def close(self) -> None: ...
@@ -126,7 +126,7 @@ class MemoryTransport:
         self.answers: list[_MemoryAnswer] = []
 
     async def post(self, url: str, data: bytes, headers: Mapping[str, str], *, timeout: float,
-                   stream: bool = False) -> _MemoryAnswer:
+                   stream: bool = False, method: str = "POST") -> _MemoryAnswer:
         sent = Sent(url, data, dict(headers), stream, timeout)
         self.sent.append(sent)
         answer = self._respond(sent)

@@ -393,7 +393,7 @@ class Client:
             self._sweeper = asyncio.get_running_loop().call_later(self._keepalive / 2, self._sweep)
 
     async def post(self, url: str, data: bytes, headers: Mapping[str, str], *, timeout: float,
-                   stream: bool = False, connect_timeout: float = 10.0) -> Response:
+                   stream: bool = False, connect_timeout: float = 10.0, method: str = "POST") -> Response:
         """Send; return once the status line and headers are in. Non-streaming: `timeout` bounds the whole
         call, body included. Streaming: it bounds each silence (no byte for that long)."""
         if self._closed:
@@ -407,7 +407,8 @@ class Client:
             if len(self._blocks) >= 1024:
                 self._blocks.clear()
             cached = self._blocks[id(headers)] = (headers, _header_block(headers))
-        head = b"%sContent-Length: %d\r\n%s\r\n" % (target.prefix, len(data), cached[1])
+        prefix = target.prefix if method == "POST" else method.encode("ascii") + target.prefix[4:]  # GET, DELETE
+        head = b"%sContent-Length: %d\r\n%s\r\n" % (prefix, len(data), cached[1])
         loop = asyncio.get_running_loop()
         deadline = None if stream else loop.time() + timeout
         read_timeout = timeout if stream else None

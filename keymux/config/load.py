@@ -31,6 +31,7 @@ from keymux.config.sections import (
     general_settings,
     litellm_settings,
     router_settings,
+    upload_limit,
 )
 
 _TOP_LEVEL = ("model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables",
@@ -217,7 +218,7 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     return Config(deployments=deployments, router=router, drop_params=drop_params,
                   master_key=master_key, verbose=verbose, max_request_bytes=max_request_bytes, cache=cache,
                   database_url=database_url, metrics_auth=metrics_auth, access=access_settings(gs, f),
-                  max_upstream_response_bytes=max_upstream, server=server,
+                  max_upstream_response_bytes=max_upstream, server=server, max_upload_bytes=upload_limit(gs, f),
                   inactive=tuple(f.inactive), warnings=tuple(f.warnings), source=None)
 
 

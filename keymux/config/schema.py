@@ -121,6 +121,7 @@ class Config:
     access: AccessSettings = AccessSettings()  # unauthenticated admin, trusted proxies, admin api_base allow-list
     max_request_bytes: int = 20 * 1024 * 1024
     max_upstream_response_bytes: int = 64 * 1024 * 1024  # one upstream answer's body, streams included
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024  # one file uploaded through /upload/v1beta/files (Google: 2 GB)
     server: ServerLimits = ServerLimits()
     cache: CacheSettings | None = None  # None: no response cache
     # Settings accepted from a LiteLLM config but not active yet ("litellm_settings.cache").

@@ -255,6 +255,14 @@ def _cache(params: dict, f: Fields, router_redis: RedisSettings | None) -> Cache
 _SERVER_SECONDS = ("request_header_timeout", "request_body_timeout", "keepalive_timeout")
 
 
+def upload_limit(gs: dict, f: Fields) -> int:
+    """general_settings.max_upload_size_mb: the largest file keymux passes through to a key."""
+    val = gs.get("max_upload_size_mb")
+    if val is None:
+        return Config.__dataclass_fields__["max_upload_bytes"].default  # type: ignore[return-value]
+    return int(f.number(val, "general_settings.max_upload_size_mb", positive=True) * 1024 * 1024)
+
+
 def general_settings(gs: dict, f: Fields) -> tuple[str | None, int, str | None, bool, int, ServerLimits]:
     master_key = None
     max_request_bytes = Config.__dataclass_fields__["max_request_bytes"].default
@@ -279,6 +287,8 @@ def general_settings(gs: dict, f: Fields) -> tuple[str | None, int, str | None, 
             max_request_bytes = int(f.number(val, path, positive=True) * 1024 * 1024)
         elif key == "max_upstream_response_mb":
             max_upstream = int(f.number(val, path, positive=True) * 1024 * 1024)
+        elif key == "max_upload_size_mb":
+            continue  # read by upload_limit()
         elif key in _SERVER_SECONDS:
             server[key.removeprefix("request_")] = f.number(val, path, positive=True)
         elif key == "max_connections":

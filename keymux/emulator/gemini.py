@@ -13,6 +13,7 @@ quota. Faults are consumed only by POST model methods (not by model listing).
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import orjson
@@ -31,6 +32,9 @@ from keymux.emulator.gemini_answer import (
     stream_responses,
     validate_generate,
 )
+from keymux.emulator.gemini_caches_batches import CachesAndBatches
+from keymux.emulator.gemini_files import Files
+from keymux.emulator.gemini_interactions import Interactions
 from keymux.emulator.quota import QuotaHit
 
 JSON_CT = "application/json; charset=UTF-8"
@@ -90,7 +94,32 @@ class GeminiEmulator(EmulatorBase):
             app.router.add_get(f"/{ver}/models/{{spec}}", self._get_model)
             app.router.add_post(f"/{ver}/models/{{spec}}", self._post)
         app.router.add_get("/_emulator/stats", self._stats_handler)
+        self.interactions.add_routes(app)
+        self.files_api.add_routes(app)
+        self.stateful.add_routes(app)
         return app
+
+    @functools.cached_property
+    def stateful(self) -> CachesAndBatches:
+        return CachesAndBatches(self._owner_of, self._log, self.clock.time)
+
+    @functools.cached_property
+    def files_api(self) -> Files:
+        return Files(self._owner_of, self._log, self.clock.time, lambda: self.base_url or "")
+
+    @functools.cached_property
+    def interactions(self) -> Interactions:
+        return Interactions(self._owner_of, self._log, self.clock.time)
+
+    def _owner_of(self, request: web.Request) -> tuple[str, str] | web.Response:
+        """(key, the project that owns what it creates), or the error a bad key gets."""
+        key = self._key_of(request)
+        denied = self._auth(key)
+        if denied:
+            status, body, kind = denied
+            self._log(key, "", status, kind, False, request.path)
+            return _json(body, status)
+        return key, self.keys[key].project or key
 
     # ------------------------------------------------------------ auth
 
@@ -160,7 +189,7 @@ class GeminiEmulator(EmulatorBase):
         stream = method == "streamGenerateContent"
         raw = await request.read()
         await self._delay()
-        if not sep or method not in METHODS:
+        if not sep or method not in METHODS | {"batchGenerateContent"}:
             body = W.status_body(404, "NOT_FOUND", "Method not found.")
             self._log(key, model, 404, "not_found", stream, method)
             return _json(body, 404)
@@ -172,6 +201,12 @@ class GeminiEmulator(EmulatorBase):
         denied = self._auth(key)
         if denied:
             return fail(*denied)
+        if method == "batchGenerateContent" and model in self.models:
+            try:
+                batch = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return fail(400, W.bad_request(W.MSG_BAD_JSON), "bad_request")
+            return self.stateful.create_batch(key, self.keys[key].project or key, model, batch)
         if model not in self.models or not W.supports(model, method):
             shown = "generateContent" if stream else method
             return fail(404, W.not_found_model(model, shown, version), "not_found")
@@ -183,6 +218,11 @@ class GeminiEmulator(EmulatorBase):
         try:
             if method in ("generateContent", "streamGenerateContent"):
                 validate_generate(req, self.strict_fields)
+                owner = self.keys[key].project or key
+                refused = self.files_api.refused(req, owner) or self.stateful.refused(req, owner, model)
+                if refused is not None:
+                    self._log(key, model, 403, "denied", stream, method)
+                    return refused
                 if self.require_thought_signatures and model.startswith("gemini-3"):
                     msg = check_thought_signatures(req)
                     if msg:

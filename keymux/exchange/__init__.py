@@ -14,6 +14,7 @@ from typing import Any
 from keymux.errors import BadRequest
 from keymux.exchange.base import Exchange, StreamBroken, StreamTranslator, Usage
 from keymux.exchange.gemini_gemini import GeminiPassthrough
+from keymux.exchange.gemini_resources import GeminiResource
 from keymux.exchange.openai_openai import OpenAIPassthrough
 from keymux.exchange.translating import TranslatingExchange
 from keymux.translate.registry import CLIENTS, PROVIDERS
@@ -22,10 +23,15 @@ __all__ = ["Exchange", "StreamBroken", "StreamTranslator", "Usage", "make_exchan
 
 
 def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: bytes, model: str,
-                  drop_params: bool, include_usage: bool = False, method: str = "generateContent") -> Exchange:
+                  drop_params: bool, include_usage: bool = False, method: str = "generateContent",
+                  path: str = "", http_method: str = "POST") -> Exchange:
     """`model` is the name the client asked for (echoed back in translated responses);
     `method` is the request's operation: "chat" for OpenAI chat, the Gemini method a Gemini client called
-    (generateContent, countTokens, ...)."""
+    (generateContent, countTokens, ...). `path`: a Gemini resource call (interactions, files, ...)."""
+    if path:
+        if provider != "gemini":
+            raise BadRequest(f"{method} is only available for model groups served by Gemini keys")
+        return GeminiResource(body, raw, path, http_method)
     if surface == provider:
         if surface == "gemini":
             return GeminiPassthrough(body, raw, method)

@@ -176,6 +176,21 @@ class SharedStore:
         await self._change(lambda: self.redis.learn_limit(scope, name, value),
                            lambda: self.local.learn_limit(scope, name, value))
 
+    async def pin(self, resource: str, owner: str, ttl: float, now: float) -> None:
+        await self._change(lambda: self.redis.pin(resource, owner, ttl, now),
+                           lambda: self.local.pin(resource, owner, ttl, now))
+
+    async def unpin(self, resource: str) -> None:
+        await self._change(lambda: self.redis.unpin(resource), lambda: self.local.unpin(resource))
+
+    async def owner(self, resource: str, now: float) -> str | None:
+        if not self.degraded:
+            try:
+                return await self.redis.owner(resource, now)
+            except self._outage as e:
+                self._degrade(e)
+        return await self.local.owner(resource, now)
+
     # -- counters: transient, so local while Redis is away (not replayed) --------------------
     async def record_failure(self, deployment_id: str, now: float, window: float = 60.0) -> int:
         if not self.degraded:

@@ -53,6 +53,8 @@ class MemoryStore:
         self._scopes: dict[str, _Scope] = {}
         self._deps: dict[str, _Dep] = {}
         self._disabled: dict[str, str] = {}
+        self._pins: dict[str, tuple[str, float]] = {}  # resource -> (owner fingerprint, expires at)
+        self._sweep_pins_at = 100_000  # pins held before expired ones are swept (doubles: sweeps stay rare)
 
     def _scope(self, key: str) -> _Scope:
         s = self._scopes.get(key)
@@ -277,3 +279,21 @@ class MemoryStore:
             in_flight=s.in_flight,
             learned=dict(s.learned),
         )
+
+    async def pin(self, resource: str, owner: str, ttl: float, now: float) -> None:
+        if len(self._pins) >= self._sweep_pins_at:  # drop what has expired before growing further
+            self._pins = {r: p for r, p in self._pins.items() if p[1] > now}
+            self._sweep_pins_at = max(100_000, 2 * len(self._pins))
+        self._pins[resource] = (owner, now + ttl)
+
+    async def owner(self, resource: str, now: float) -> str | None:
+        pinned = self._pins.get(resource)
+        if pinned is None:
+            return None
+        if pinned[1] <= now:
+            del self._pins[resource]
+            return None
+        return pinned[0]
+
+    async def unpin(self, resource: str) -> None:
+        self._pins.pop(resource, None)

@@ -172,12 +172,20 @@ class Pool:
         return [d for d in self.groups.get(group, ()) if d.fingerprint not in excluded]
 
     async def acquire(self, group: str, tokens: float, *, exclude: Sequence[str] = (),
-                      wait: float | None = None, metered: bool = True) -> Lease:
+                      wait: float | None = None, metered: bool = True, pinned: str | None = None) -> Lease:
         """Reserve a deployment of `group` for one attempt, waiting up to `wait` seconds (FIFO).
 
-        Unmetered calls (countTokens) skip the quota windows and only avoid disabled keys."""
+        Unmetered calls (countTokens) skip the quota windows and only avoid disabled keys.
+        `pinned`: only the key with this fingerprint may take it (it owns a resource the request names);
+        it waits for that key like any request waits, and is refused with that key's reason."""
         now = self.clock.time()
-        cands = self.candidates(group, exclude)
+        if pinned is not None:
+            cands = self.pinned_candidates(group, pinned)
+            if not cands:
+                raise NoCapacity(f"the key {pinned} that owns the resource this request names is not serving "
+                                 f"{group or 'any group'} any more", retry_after=None)
+        else:
+            cands = self.candidates(group, exclude)
         if not cands:
             raise NoCapacity(f"no key left to try for {group}", retry_after=None)
         if not metered:
@@ -216,6 +224,22 @@ class Pool:
             raise
         self._observe_wait(self.clock.time() - now)
         return self._lease(reservation, self.clock.time())
+
+    def pinned_candidates(self, group: str, fingerprint: str) -> list[Deployment]:
+        """The deployments of key `fingerprint` in `group` ("" : in any group)."""
+        if not group:
+            return self.deployments_of(fingerprint)
+        return [d for d in self.groups.get(group, ()) if d.fingerprint == fingerprint]
+
+    # -- resource affinity (what a resource's key is: the store knows, for every replica) ------
+    async def pin(self, resource: str, fingerprint: str, ttl: float) -> None:
+        await self.store.pin(resource, fingerprint, ttl, self.clock.time())
+
+    async def owner(self, resource: str) -> str | None:
+        return await self.store.owner(resource, self.clock.time())
+
+    async def unpin(self, resource: str) -> None:
+        await self.store.unpin(resource)
 
     async def _reserve(self, group: str, cands: list[Deployment], tokens: float, now: float) -> Reservation | Blocked:
         if self.egress.latest > now:  # some provider is backing off: leave its deployments out

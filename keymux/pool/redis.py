@@ -271,6 +271,17 @@ class RedisStore:
         return view
 
     # -- plumbing --------------------------------------------------------------------------
+    # Pins use Redis's own expiry (its clock): a resource's lifetime is wall time on every replica.
+    async def pin(self, resource: str, owner: str, ttl: float, now: float) -> None:
+        await self.client.set(f"{self.ns}:pin:{resource}", owner, px=max(1, int(ttl * 1000)))
+
+    async def owner(self, resource: str, now: float) -> str | None:
+        found = await self.client.get(f"{self.ns}:pin:{resource}")
+        return found.decode() if isinstance(found, bytes) else found
+
+    async def unpin(self, resource: str) -> None:
+        await self.client.delete(f"{self.ns}:pin:{resource}")
+
     async def ping(self) -> None:
         await self.client.ping()
 

@@ -22,6 +22,8 @@ from keymux.surfaces.common import (
     read_json,
     request_id,
 )
+from keymux.surfaces.gemini_caches_batches import create_batch
+from keymux.surfaces.gemini_named import generate_resources
 from keymux.surfaces.openai import cache_controls
 from keymux.surfaces.streaming import send_stream
 
@@ -34,6 +36,8 @@ async def model_method(request: web.Request) -> web.StreamResponse:
     snapshot = api.live.snapshot
     client = check_auth(request, snapshot.config.master_key)
     name, sep, method = request.match_info["tail"].rpartition(":")
+    if method == "batchGenerateContent":  # creates a batch: a stateful resource (gemini_caches_batches.py)
+        return await create_batch(request, name)
     if not sep or method not in _METHODS:
         raise NotFound(f"unknown method '{method}'; supported: {', '.join(sorted(_METHODS))}")
     body, raw = await read_json(request, snapshot.config.max_request_bytes)
@@ -51,7 +55,8 @@ async def model_method(request: web.Request) -> web.StreamResponse:
     call = Request(surface="gemini", operation="generateContent" if stream else method, group=group, model=name,
                    body=body, raw=raw, stream=stream and sse, request_id=request_id(request),
                    metered=method not in _UNMETERED, client=client,
-                   cache_control=request.headers.get("Cache-Control", ""), controls=controls)
+                   cache_control=request.headers.get("Cache-Control", ""), controls=controls,
+                   resources=generate_resources(body, raw))
     result = await api.handle(call)
     if isinstance(result, Reply):
         body_out = result.body

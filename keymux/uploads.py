@@ -1,0 +1,169 @@
+"""Gemini file uploads through keymux, and the file list merged across keys.
+
+A resumable upload is started on one key (admitted by the pool like any call: rotation, no disabled key);
+keymux keeps the upstream's upload URL and hands the client its own (`?upload_id=<token>`), so every chunk
+comes back here and goes on to that key's project, streamed piece by piece (a file is never held whole).
+When the last chunk is in, the new file is pinned to its key. Upload sessions live in the state store, so
+any replica can take any chunk.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from keymux.errors import NotFound, PayloadTooLarge, UpstreamFailed
+from keymux.exchange.gemini_resources import LIFETIMES
+from keymux.live import Live
+from keymux.pool import Pool
+from keymux.pool.deployment import Deployment
+from keymux.providers import gemini
+from keymux.providers.base import Outcome, Verdict
+
+SESSION_TTL = 7 * 86400.0  # Google's resumable sessions last about a week
+_START_HEADERS = ("X-Goog-Upload-Protocol", "X-Goog-Upload-Command", "X-Goog-Upload-Header-Content-Length",
+                  "X-Goog-Upload-Header-Content-Type", "Content-Type")
+_ANSWER_HEADERS = ("X-Goog-Upload-Status", "X-Goog-Upload-Chunk-Granularity", "X-Goog-Upload-Size-Received",
+                   "Content-Type")
+
+
+@dataclass
+class Passed:
+    """What goes back to the client: status, the upload headers, the body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _root(dep: Deployment) -> str:
+    return gemini.base_url(dep.cfg.api_base).rsplit("/", 1)[0]  # without /v1beta: uploads live at /upload/...
+
+
+class Uploads:
+    def __init__(self, live: Live, pool: Pool) -> None:
+        self.live = live
+        self.pool = pool
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made in the running loop, on first use (no network at start-up)
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _gemini_group(self) -> str:
+        snapshot = self.live.snapshot
+        for name in snapshot.groups:
+            if "gemini" in snapshot.providers(name):
+                return name
+        raise NotFound("no model group here is served by Gemini keys: files need one")
+
+    def _deployment(self, fingerprint: str) -> Deployment:
+        for d in self.pool.deployments_of(fingerprint):
+            if d.cfg.provider == "gemini":
+                return d
+        raise NotFound(f"the key {fingerprint} that holds this upload is not configured any more")
+
+    async def start(self, headers: Mapping[str, str], raw: bytes, public_base: str) -> Passed:
+        limit = self.live.snapshot.config.max_upload_bytes
+        declared = headers.get("X-Goog-Upload-Header-Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"the file is {declared} bytes; uploads through keymux are limited to {limit}")
+        lease = await self.pool.acquire(self._gemini_group(), 0, metered=False)
+        dep = lease.deployment
+        sent = {**gemini.auth_headers(dep.cfg.api_key),
+                **{h: headers[h] for h in _START_HEADERS if h in headers}}
+        try:
+            async with self._http().post(f"{_root(dep)}/upload/v1beta/files", data=raw, headers=sent) as resp:
+                body = await resp.read()
+                upstream_url = resp.headers.get("X-Goog-Upload-URL")
+                status, answer_headers = resp.status, _answer_headers(resp.headers)
+        except aiohttp.ClientError as e:
+            await lease.release(Verdict(Outcome.UPSTREAM_ERROR, reason=f"connection error: {e}"))
+            raise UpstreamFailed(f"the upload could not be started on key {dep.fingerprint}: {e}", status=502) from None
+        await lease.release(gemini.classify(status, body, self.pool.clock.time()))
+        if status != 200 or not upstream_url:
+            return Passed(status, answer_headers, body)
+        token = secrets.token_urlsafe(24)
+        await self.pool.pin(f"uploads/{token}", dep.fingerprint, SESSION_TTL)
+        await self.pool.pin(f"uploads/{token}/url", upstream_url, SESSION_TTL)
+        await self.pool.pin(f"uploads/{token}/size", declared or "0", SESSION_TTL)
+        answer_headers["X-Goog-Upload-URL"] = f"{public_base}/upload/v1beta/files?upload_id={token}" \
+                                              "&upload_protocol=resumable"
+        answer_headers["x-keymux-key"] = dep.fingerprint
+        return Passed(status, answer_headers, body)
+
+    async def chunk(self, token: str, headers: Mapping[str, str], length: int | None,
+                    body: AsyncIterator[bytes]) -> Passed:
+        owner = await self.pool.owner(f"uploads/{token}")
+        upstream_url = await self.pool.owner(f"uploads/{token}/url")
+        if owner is None or upstream_url is None:
+            raise NotFound("upload session not found (it finished, expired, or never started here)")
+        limit = self.live.snapshot.config.max_upload_bytes
+        offset = headers.get("X-Goog-Upload-Offset", "0")
+        if offset.isdigit() and length is not None and int(offset) + length > limit:
+            raise PayloadTooLarge(f"the upload passes the limit of {limit} bytes")
+        dep = self._deployment(owner)
+        sent = {**gemini.auth_headers(dep.cfg.api_key), "Content-Type": "application/octet-stream"}
+        for header in ("X-Goog-Upload-Command", "X-Goog-Upload-Offset"):
+            if header in headers:
+                sent[header] = headers[header]
+        if length is not None:
+            sent["Content-Length"] = str(length)
+        try:
+            async with self._http().post(upstream_url, data=body, headers=sent) as resp:
+                answer = await resp.read()
+                status, answer_headers = resp.status, _answer_headers(resp.headers)
+        except aiohttp.ClientError as e:
+            raise UpstreamFailed(f"the chunk could not reach key {dep.fingerprint}: {e}", status=502) from None
+        answer_headers["x-keymux-key"] = dep.fingerprint
+        if status == 200 and answer_headers.get("X-Goog-Upload-Status") == "final":
+            doc = orjson.loads(answer) if answer else {}
+            name = (doc.get("file") or {}).get("name") if isinstance(doc, dict) else None
+            if isinstance(name, str):
+                await self.pool.pin(name, dep.fingerprint, LIFETIMES["files"])
+            for part in ("", "/url", "/size"):
+                await self.pool.unpin(f"uploads/{token}{part}")
+        return Passed(status, answer_headers, answer)
+
+    async def list_files(self, page_size: int) -> bytes:
+        return await self.list_merged("files", "files", page_size)
+
+    async def list_merged(self, collection: str, field: str, page_size: int) -> bytes:
+        """Every key's files (caches, batches) in one list, each tagged with its key's fingerprint (and
+        pinned to it: what a key lists is that key's)."""
+        seen: set[str] = set()
+        merged: list[dict[str, Any]] = []
+        snapshot = self.live.snapshot
+        for deployments in snapshot.groups.values():
+            for d in deployments:
+                if d.cfg.provider != "gemini" or d.fingerprint in seen:
+                    continue
+                seen.add(d.fingerprint)
+                url = f"{gemini.base_url(d.cfg.api_base)}/{collection}?pageSize={page_size}"
+                async with self._http().get(url, headers=gemini.auth_headers(d.cfg.api_key)) as resp:
+                    if resp.status != 200:
+                        continue  # a key that cannot list (disabled, cooling) lists nothing
+                    doc = orjson.loads(await resp.read() or b"{}")
+                for f in doc.get(field) or ():
+                    if isinstance(f, dict) and isinstance(f.get("name"), str):
+                        await self.pool.pin(f["name"], d.fingerprint, LIFETIMES.get(collection, LIFETIMES["files"]))
+                        merged.append({**f, "keymuxKey": d.fingerprint})
+        return orjson.dumps({field: merged} if merged else {})
+
+
+def _answer_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {h: headers[h] for h in _ANSWER_HEADERS if h in headers}
+
+
+UPLOADS = web.AppKey("keymux.uploads", Uploads)
