@@ -10,6 +10,7 @@ this module hands on. Answers are not scrubbed: a short placeholder key ("sk-123
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -69,6 +70,11 @@ class Scrub:
         return e if message is e.message else StreamBroken(e.status, message)
 
 
+@functools.lru_cache(maxsize=4096)
+def _scrubber(api_key: str, fingerprint: str) -> Scrub:
+    return Scrub(api_key, fingerprint)  # one per key, not one per attempt
+
+
 def _broken_verdict(ex: Exchange, e: StreamBroken, now: float) -> Verdict:
     body = orjson.dumps({"error": {"code": e.status, "message": e.message}})
     verdict = ex.classify(e.status, {}, body, now)
@@ -93,7 +99,7 @@ async def attempt(transport: Transport, ex: Exchange, lease: Lease, *, stream: b
     url, headers, data = ex.request(dep, stream)
     if log.isEnabledFor(logging.DEBUG):  # the URL never holds the key: it travels in a header
         log.debug("attempt key=%s model=%s url=%s stream=%s bytes=%d", dep.fingerprint, dep.model, url, stream, len(data))
-    scrub = Scrub(dep.api_key, dep.fingerprint)
+    scrub = _scrubber(dep.api_key, dep.fingerprint)
     try:
         # A stream may run long; what must not happen is silence longer than the timeout.
         method = getattr(ex, "http_method", "POST")  # resource exchanges GET and DELETE too

@@ -11,14 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from keymux.exchange import Usage
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A client request, parsed just enough to route it."""
+class Request(NamedTuple):
+    """A client request, parsed just enough to route it (a NamedTuple: immutable, and cheap to make)."""
 
     surface: str  # the client API: "openai" | "gemini"
     operation: str  # "chat" (OpenAI chat completions) | a Gemini method: generateContent, countTokens, ...

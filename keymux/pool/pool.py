@@ -197,7 +197,8 @@ class Pool:
         ids = frozenset(d.id for d in cands) if self._waiters else None
         blocked: Blocked | None = None
         if ids is None or not any(w.ids & ids for w in self._waiters):  # nobody queued ahead for these keys
-            got = await self._reserve(group, cands, tokens, now)
+            got = await (self._reserve(group, cands, tokens, now) if self.egress.latest > now
+                         else self.store.reserve(self._rank(group, cands), tokens, now))
             if isinstance(got, Reservation):
                 return self._lease(got, now)
             blocked = got
