@@ -45,7 +45,7 @@ class Relay:
         snapshot = self.live.snapshot  # one snapshot for the whole request, whatever a reload does meanwhile
         router = snapshot.router
         deadline = trace.at + router.queue_timeout
-        owner = await self._owner(request)
+        owner = await self._owner(request) if request.resources else None
         if owner is None and request.path and not request.group:  # GET/DELETE/cancel of something unpinned
             raise NotFound(f"{request.resources[0] if request.resources else request.path} is not known here (it expired, was deleted, or was "
                            "created through another gateway)")
@@ -92,7 +92,8 @@ class Relay:
                     await lease.release(_ABANDONED)  # a no-op if attempt() already released it
                     raise
                 if not isinstance(result, Failure):
-                    await self._track(ex, dep.fingerprint)
+                    if request.path:  # a resource call (exchange/gemini_resources.py) may create or delete one
+                        await self._track(ex, dep.fingerprint)
                     result.headers["x-keymux-key"] = dep.fingerprint
                     result.headers["x-keymux-attempts"] = str(len(failures) + 1)
                     trace.answered_by(dep.fingerprint, dep.model)
