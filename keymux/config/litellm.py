@@ -8,8 +8,9 @@ a user's LiteLLM config still runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from keymux.config.compatible import VENDORS, Vendor, vendor_base
 from keymux.config.deployment import (
     API_BASE,
     ENTRY,
@@ -29,6 +30,7 @@ from keymux.config.fields import show_value as sv
 from keymux.config.schema import DeploymentConfig, Limits
 from keymux.fingerprint import fingerprint
 
+_URL_WHAT = "a URL starting with http:// or https://"
 _DEFAULT_KEY_ENV = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
 # The per-deployment fields come from the table in config/deployment.py; these are the entry's own.
@@ -93,10 +95,11 @@ def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = No
                                                   f"(also used by {seen_ids[d.id]})")
             seen_ids[d.id] = id_path if origin.fields is f else f"{origin.fields.file}: {id_path}"
             out.append(d)
-    if not out:
+    if not out:  # the refusal carries the warnings that explain it: they are not printed otherwise
+        why = "; ".join(w for w in f.warnings if "deployment skipped" in w) or "see the warnings"
         raise f.error("model_list", "at least one deployment keymux can serve (gemini or openai)",
-                      message="no deployment left: every entry was skipped (see the warnings); "
-                              "keymux serves gemini/ and openai/ models")
+                      message=f"no deployment left: every entry was skipped ({why}); keymux serves gemini/, "
+                              "openai/ and the OpenAI-compatible providers (groq/, mistral/, ...)")
     _check_shared_buckets(out, f)
     _check_duplicates(out, f)
     served = {d.group for d in out}
@@ -143,10 +146,13 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
         custom = f.string(params["custom_llm_provider"], f"{pp}.custom_llm_provider", resolve=False)
     provider, upstream = split_model(model, api_base, custom)
 
-    if "*" in group or "*" in upstream:
-        f.warn(f"{model_path}: wildcard model routing ('{sv(group)}' -> '{sv(model)}') is not supported yet, "
-               "deployment skipped")
-        return group, []
+    vendor = VENDORS.get(provider)
+    if vendor is not None:  # an OpenAI-compatible vendor: the openai provider at the vendor's base URL
+        api_base = values["api_base"] = vendor_base(vendor, api_base, f.env)
+        if api_base is None:
+            raise f.error(f"{pp}.api_base", _URL_WHAT, message=f"missing: {vendor.name}/ models need an api_base "
+                          f"(the server's OpenAI-compatible URL) or the environment variable {vendor.base_env[0]}")
+        provider = "openai"
     if provider not in SUPPORTED_PROVIDERS:
         if provider:
             hint = " (for an OpenAI-compatible server write openai/<model> with api_base)" if api_base else ""
@@ -176,33 +182,36 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
         id_path = f"{info_path}.id"
         base_id = values["id"]
 
-    keys, multi = _keys(params, pp, provider, api_base, f)
+    keys, multi = _keys(params, pp, provider, api_base, f, vendor)
     out = []
     for n, (key, key_fp) in enumerate(keys, start=1):
         d = make(values, id=f"{base_id}#{n}" if multi else base_id, group=group, provider=provider,
                  model=upstream, api_key=key, fingerprint=key_fp)
-        out.append((d, id_path))
+        out.append((replace(d, vendor=vendor.name) if vendor else d, id_path))
     return group, out
 
 
 def _keys(params: dict, pp: str, provider: str, api_base: str | None,
-          f: Fields) -> tuple[list[tuple[str, str]], bool]:
-    """[(key, fingerprint)], and whether the entry lists several keys (ids then get a `#n` suffix)."""
-    if "api_key" in params and "keys" in params:
+          f: Fields, vendor: Vendor | None = None) -> tuple[list[tuple[str, str]], bool]:
+    """[(key, fingerprint)], and whether the entry lists several keys (ids then get a `#n` suffix).
+    `api_key: null` is LiteLLM's "not set": the provider's environment variable is used."""
+    given = {k for k in ("api_key", "keys") if params.get(k) is not None}
+    if len(given) == 2:
         raise f.error(f"{pp}.keys", "either api_key or keys, not both",
                       message="api_key and keys are both set: use one of them")
-    name = "api_key" if "api_key" in params else "keys" if "keys" in params else None
+    name = given.pop() if given else None
+    key_env = vendor.key_env if vendor else _DEFAULT_KEY_ENV.get(provider, ())
     if name is None:
-        for var in _DEFAULT_KEY_ENV.get(provider, ()):
+        for var in key_env:
             if f.env.get(var):
                 f.warn(f"{pp}.api_key: not set, using environment variable {var} (as LiteLLM does)")
                 key = f.env[var]
                 return [(key, fingerprint(key, provider))], False
-        if api_base:  # an OpenAI-compatible server that takes no key (vLLM, Ollama, ...)
+        if api_base and (vendor is None or vendor.keyless):  # a server that takes no key (vLLM, Ollama, ...)
             return [("", fingerprint(f"keyless:{api_base}", provider))], False
         raise f.error(f"{pp}.api_key", "a key, a list of keys or os.environ/VAR",
                       message="missing: set api_key (a key, a list of keys, os.environ/VAR or os.environ/PREFIX_*)"
-                              f" or the environment variable {_DEFAULT_KEY_ENV[provider][0]}")
+                              f" or the environment variable {key_env[0]}")
     value, path = params[name], f"{pp}.{name}"
     what = "a key string, a list of keys, os.environ/VAR or os.environ/PREFIX_*"
     if isinstance(value, list):

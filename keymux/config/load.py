@@ -204,7 +204,9 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     rs = f.mapping(doc.get("router_settings"), "router_settings")
     ls = f.mapping(doc.get("litellm_settings"), "litellm_settings")
     gs = f.mapping(doc.get("general_settings"), "general_settings")
-    router = router_settings(rs, ls, f, groups, models.skipped_groups)
+    model_ids = frozenset(i for d in models.deployments for i in (d.id, d.id.rpartition("#")[0] or d.id)
+                    if not i.startswith(f"{d.group}/"))  # model_info.id as written, not generated ids
+    router = router_settings(rs, ls, f, groups, models.skipped_groups, model_ids)
     drop_params, verbose, cache = litellm_settings(ls, f, router.redis)
     master_key, max_request_bytes, database_url, metrics_auth, max_upstream, server = general_settings(gs, f)
     deployments = _default_bases(models.deployments, f.env)
