@@ -43,6 +43,7 @@ class ConfigError(Exception):
         self.got = got
         self.line = line
         self.column = column
+        self.env_name: str | None = None  # the variable, when the error is an unset environment variable
         if message is None:
             message = f"expected {expected}, got {got}" if got is not None else f"expected {expected}"
         self.message = message
@@ -154,8 +155,10 @@ class Fields:
                              message=f"environment variable patterns ({ENV_PREFIX}{show_value(name)}) are only "
                                      "allowed in api_key")
         if name not in self.env:
-            raise self.error(path, f"environment variable {show_value(name)} to be set",
+            err = self.error(path, f"environment variable {show_value(name)} to be set",
                              message=f"environment variable {show_value(name)} is not set")
+            err.env_name = name  # load.py gathers every missing variable before refusing
+            raise err
         return self.env[name]
 
     def env_glob(self, path: str, pattern: str) -> list[tuple[str, str]]:

@@ -34,12 +34,12 @@ _URL_WHAT = "a URL starting with http:// or https://"
 _DEFAULT_KEY_ENV = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
 # The per-deployment fields come from the table in config/deployment.py; these are the entry's own.
-_PARAMS = frozenset(("model", "api_key", "keys", "custom_llm_provider")) | names_in(PARAMS)
+_PARAMS = frozenset(("model", "api_key", "keys", "custom_llm_provider", "litellm_credential_name")) | names_in(PARAMS)
 # Real LiteLLM params keymux does not act on: a softer warning than for typos.
 _LITELLM_UNSUPPORTED = frozenset((
     "api_version", "organization", "drop_params", "tags", "extra_headers", "headers",
     "temperature", "max_tokens", "top_p", "seed", "safety_settings", "mock_response", "use_in_pass_through",
-    "input_cost_per_second", "output_cost_per_second", "litellm_credential_name", "merge_reasoning_content_in_choices",
+    "input_cost_per_second", "output_cost_per_second", "merge_reasoning_content_in_choices",
     "configurable_clientside_auth_params", "litellm_trace_id", "region_name", "base_model",
 ))
 _ENTRY = frozenset(("model_name", "litellm_params", "model_info")) | names_in(ENTRY)
@@ -72,7 +72,30 @@ class ModelList:
     skipped_groups: set[str]
 
 
-def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = None) -> ModelList:
+def parse_credentials(value: object, f: Fields) -> dict[str, dict]:
+    """LiteLLM's top-level `credential_list`: name -> credential_values (api_key, api_base, ...), which a
+    model_list entry takes with `litellm_credential_name` (its own litellm_params win)."""
+    what = "a list of {credential_name, credential_values}"
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise f.error("credential_list", what, value)
+    out: dict[str, dict] = {}
+    for i, item in enumerate(value):
+        path = f"credential_list[{i}]"
+        item = f.mapping(item, path, what="a mapping with credential_name and credential_values")
+        if "credential_name" not in item:
+            raise f.error(f"{path}.credential_name", "a name", message="missing: credential_name")
+        name = f.string(item["credential_name"], f"{path}.credential_name", resolve=False)
+        out[name] = f.mapping(item.get("credential_values"), f"{path}.credential_values")
+        for key in item:
+            if key not in ("credential_name", "credential_values", "credential_info"):
+                f.unknown(path, key)
+    return out
+
+
+def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = None,
+                     credentials: dict[str, dict] | None = None) -> ModelList:
     if value is None:
         raise f.error("model_list", "a list of deployments (model_name + litellm_params)",
                       message="missing: the config needs a model_list with at least one deployment")
@@ -86,7 +109,7 @@ def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = No
     declared_groups: set[str] = set()
     for i, entry in enumerate(value):
         origin = origins[i] if origins else Origin(f, i, i)
-        group, deployments = _parse_entry(entry, origin)
+        group, deployments = _parse_entry(entry, origin, credentials or {})
         declared_groups.add(group)
         for d, id_path in deployments:
             if d.id in seen_ids:
@@ -106,7 +129,8 @@ def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = No
     return ModelList(out, declared_groups - served)
 
 
-def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[DeploymentConfig, str]]]:
+def _parse_entry(entry: object, origin: Origin,
+                 credentials: dict[str, dict]) -> tuple[str, list[tuple[DeploymentConfig, str]]]:
     f, path = origin.fields, origin.path
     entry = f.mapping(entry, path, what="a mapping with model_name and litellm_params")
     for key in entry:
@@ -121,6 +145,13 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
         raise f.error(pp, "a mapping with at least `model`",
                       message="missing: every model_list entry needs litellm_params")
     params = f.mapping(entry["litellm_params"], pp)
+    if params.get("litellm_credential_name") is not None:
+        name = f.string(params["litellm_credential_name"], f"{pp}.litellm_credential_name", resolve=False)
+        if name not in credentials:
+            have = ", ".join(sv(c) for c in credentials) or "none"
+            raise f.error(f"{pp}.litellm_credential_name", "a credential_name from credential_list",
+                          message=f"unknown credential '{sv(name)}' (credential_list has: {have})")
+        params = {**{k: v for k, v in credentials[name].items() if k in _PARAMS}, **params}
     info_path = f"{path}.model_info"
     info = f.mapping(entry.get("model_info"), info_path)
 
@@ -272,4 +303,4 @@ def _check_duplicates(deployments: list[DeploymentConfig], f: Fields) -> None:
             seen[k] = d.id
 
 
-__all__ = ["ModelList", "Origin", "parse_model_list", "split_model"]
+__all__ = ["ModelList", "Origin", "parse_credentials", "parse_model_list", "split_model"]
