@@ -8,6 +8,7 @@ a user's LiteLLM config still runs.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, replace
 
 from keymux.config.compatible import VENDORS, Vendor, vendor_base
@@ -29,8 +30,27 @@ from keymux.config.fields import ENV_PREFIX, Fields, join_path
 from keymux.config.fields import show_value as sv
 from keymux.config.schema import DeploymentConfig, Limits
 from keymux.fingerprint import fingerprint
+from keymux.providers import azure
 
 _URL_WHAT = "a URL starting with http:// or https://"
+# azure/ and azure_ai/: where LiteLLM finds the endpoint and the key when the entry does not say.
+_AZURE_BASE_ENV = {"azure": "AZURE_API_BASE", "azure_ai": "AZURE_AI_API_BASE"}
+_AZURE = {"azure": Vendor("azure", None, ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY")),
+          "azure_ai": Vendor("azure_ai", None, ("AZURE_AI_API_KEY",))}
+
+
+def _api_version(value: object, path: str, f: Fields) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.date):  # YAML reads an unquoted 2024-10-21 as a date
+        value = value.isoformat()
+    return f.string(value, path, what="an API version like 2024-10-21")
+
+
+def _env_url(f: Fields, var: str) -> str | None:
+    value = f.env.get(var, "").strip().rstrip("/")
+    return value or None
+
 _DEFAULT_KEY_ENV = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
 # The per-deployment fields come from the table in config/deployment.py; these are the entry's own.
@@ -177,8 +197,18 @@ def _parse_entry(entry: object, origin: Origin,
         custom = f.string(params["custom_llm_provider"], f"{pp}.custom_llm_provider", resolve=False)
     provider, upstream = split_model(model, api_base, custom)
 
-    vendor = VENDORS.get(provider)
-    if vendor is not None:  # an OpenAI-compatible vendor: the openai provider at the vendor's base URL
+    if provider in azure.KINDS:
+        if not upstream:  # LiteLLM's `azure/` for image generation: no chat deployment to call
+            f.warn(f"{model_path}: '{sv(model)}' names no deployment (image generation), deployment skipped")
+            return group, []
+        api_base = values["api_base"] = api_base or _env_url(f, _AZURE_BASE_ENV[provider])
+        if api_base is None:
+            raise f.error(f"{pp}.api_base", _URL_WHAT, message=f"missing: {provider}/ models need an api_base "
+                          f"(your resource's endpoint) or the environment variable {_AZURE_BASE_ENV[provider]}")
+    vendor = VENDORS.get(provider) or _AZURE.get(provider)
+    if vendor is not None and vendor.name in azure.KINDS:
+        provider = "openai"  # the OpenAI wire format at Azure's addresses (providers/azure.py)
+    elif vendor is not None:  # an OpenAI-compatible vendor: the openai provider at the vendor's base URL
         api_base = values["api_base"] = vendor_base(vendor, api_base, f.env)
         if api_base is None:
             raise f.error(f"{pp}.api_base", _URL_WHAT, message=f"missing: {vendor.name}/ models need an api_base "
@@ -197,7 +227,7 @@ def _parse_entry(entry: object, origin: Origin,
                       message=f"no model name after '{sv(provider)}/'")
 
     for key in params:
-        if key in _PARAMS:
+        if key in _PARAMS or (key == "api_version" and vendor is not None and vendor.name in azure.KINDS):
             continue
         if key in _LITELLM_UNSUPPORTED:
             f.warn(f"{join_path(pp, key)}: LiteLLM setting not supported by keymux, ignored")
@@ -208,6 +238,11 @@ def _parse_entry(entry: object, origin: Origin,
             f.unknown(info_path, key)
 
     values.update(read_fields(f, find, [fld for fld in FIELDS if fld is not API_BASE]))
+    api_version = None
+    if vendor is not None and vendor.name in azure.KINDS:
+        api_version = _api_version(params.get("api_version"), f"{pp}.api_version", f)
+        if api_version is None and vendor.name == "azure":
+            api_version = f.env.get("AZURE_API_VERSION") or azure.DEFAULT_API_VERSION
     base_id, id_path = f"{group}/{origin.position}", f"{path}.model_name"
     if "id" in values:
         id_path = f"{info_path}.id"
@@ -218,7 +253,7 @@ def _parse_entry(entry: object, origin: Origin,
     for n, (key, key_fp) in enumerate(keys, start=1):
         d = make(values, id=f"{base_id}#{n}" if multi else base_id, group=group, provider=provider,
                  model=upstream, api_key=key, fingerprint=key_fp)
-        out.append((replace(d, vendor=vendor.name) if vendor else d, id_path))
+        out.append((replace(d, vendor=vendor.name, api_version=api_version) if vendor else d, id_path))
     return group, out
 
 

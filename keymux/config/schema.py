@@ -47,6 +47,7 @@ class DeploymentConfig:
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
     tier: str | None = None  # model_info.tier: "free" | "paid"; None: by provider (see keymux/pricing.py)
+    api_version: str | None = None  # azure/ and azure_ai/: the api-version query parameter
     vendor: str | None = None  # an OpenAI-compatible vendor served as "openai" ("groq"; config/compatible.py)
 
     @property

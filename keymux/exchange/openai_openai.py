@@ -10,7 +10,7 @@ import orjson
 from keymux.config.schema import DeploymentConfig
 from keymux.exchange.base import StreamBroken, Usage
 from keymux.exchange.shapes import openai_error
-from keymux.providers import openai
+from keymux.providers import azure, openai
 from keymux.providers.base import Verdict
 from keymux.translate.estimate import estimate_prompt_tokens
 from keymux.translate.providers import openai as codec
@@ -57,6 +57,9 @@ class OpenAIPassthrough:
         data = self._by_model.get(dep.model)
         if data is None:
             data = self._by_model[dep.model] = orjson.dumps({**self._body, "model": dep.model})
+        if dep.vendor in azure.KINDS and dep.api_base:
+            return azure.chat_url(dep.vendor, dep.api_base, dep.model, dep.api_version), \
+                azure.auth_headers(dep.api_key), data
         return openai.chat_url(dep.api_base), openai.auth_headers(dep.api_key), data
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from keymux.config.schema import DeploymentConfig
-from keymux.providers import ANSWERED, ENDS_STREAM
+from keymux.providers import ANSWERED, ENDS_STREAM, azure
 from keymux.providers.base import Verdict
 from keymux.translate.codecs import ClientCodec, ProviderCodec, StreamDecoder, StreamEncoder
 from keymux.translate.pivot import Usage
@@ -68,6 +68,9 @@ class TranslatingExchange:
         if data is None:
             data = self._encoded[key] = self._codec.encode_request(self._req, dep.model, stream)
         codec = self._codec
+        if dep.vendor in azure.KINDS and dep.api_base and codec.name == "openai":  # Azure's addressing
+            return azure.chat_url(dep.vendor, dep.api_base, dep.model, dep.api_version), \
+                azure.auth_headers(dep.api_key), data
         return codec.url(dep.api_base, dep.model, stream), codec.headers(dep.api_key), data
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:

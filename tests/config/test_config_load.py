@@ -201,7 +201,7 @@ def test_api_base_trailing_slash_is_stripped():
 
 @pytest.mark.parametrize(("model", "provider"), [
     ("anthropic/claude-sonnet-4", "anthropic"), ("vertex_ai/gemini-2.5-pro", "vertex_ai"),
-    ("bedrock/anthropic.claude-3", "bedrock"), ("azure/my-gpt4", "azure"), ("claude-3-5-sonnet", "anthropic"),
+    ("bedrock/anthropic.claude-3", "bedrock"), ("sagemaker/my-endpoint", "sagemaker"), ("claude-3-5-sonnet", "anthropic"),
 ])
 def test_unsupported_provider_is_skipped_with_a_warning(model, provider):
     doc = one()
