@@ -32,11 +32,36 @@ from keymux.config.schema import DeploymentConfig, Limits
 from keymux.fingerprint import fingerprint
 from keymux.providers import azure
 
+# Per-deployment default params, applied by keymux/translate/defaults.py where the client sets none.
+DEFAULT_PARAMS = ("max_tokens", "temperature", "top_p", "seed", "reasoning_effort", "safety_settings",
+                  "thinking_level", "extra_headers", "organization")
 _URL_WHAT = "a URL starting with http:// or https://"
 # azure/ and azure_ai/: where LiteLLM finds the endpoint and the key when the entry does not say.
 _AZURE_BASE_ENV = {"azure": "AZURE_API_BASE", "azure_ai": "AZURE_AI_API_BASE"}
 _AZURE = {"azure": Vendor("azure", None, ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY")),
           "azure_ai": Vendor("azure_ai", None, ("AZURE_AI_API_KEY",))}
+
+
+def _defaults(params: dict, pp: str, f: Fields) -> tuple[tuple[str, object], ...]:
+    """The entry's default params (translate/defaults.py applies them where the client set nothing)."""
+    out: list[tuple[str, object]] = []
+    for name in DEFAULT_PARAMS:
+        value, at = params.get(name), f"{pp}.{name}"
+        if value is None:
+            continue
+        if name in ("max_tokens", "seed"):
+            value = f.integer(value, at, minimum=1 if name == "max_tokens" else 0)
+        elif name in ("temperature", "top_p"):
+            value = f.number(value, at)
+        elif name in ("reasoning_effort", "thinking_level", "organization"):
+            value = f.string(value, at)
+        elif name == "extra_headers":
+            section = f.mapping(value, at, what="a mapping of header name to value")
+            value = {str(k): f.string(v, join_path(at, k), secret=True) for k, v in section.items()}
+        elif name == "safety_settings" and not isinstance(value, list):
+            raise f.error(at, "a list of {category, threshold}", value)
+        out.append((name, value))
+    return tuple(out)
 
 
 def _api_version(value: object, path: str, f: Fields) -> str | None:
@@ -54,11 +79,11 @@ def _env_url(f: Fields, var: str) -> str | None:
 _DEFAULT_KEY_ENV = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
 # The per-deployment fields come from the table in config/deployment.py; these are the entry's own.
-_PARAMS = frozenset(("model", "api_key", "keys", "custom_llm_provider", "litellm_credential_name")) | names_in(PARAMS)
+_PARAMS = frozenset(("model", "api_key", "keys", "custom_llm_provider", "litellm_credential_name",
+                     *DEFAULT_PARAMS)) | names_in(PARAMS)
 # Real LiteLLM params keymux does not act on: a softer warning than for typos.
 _LITELLM_UNSUPPORTED = frozenset((
-    "api_version", "organization", "drop_params", "tags", "extra_headers", "headers",
-    "temperature", "max_tokens", "top_p", "seed", "safety_settings", "mock_response", "use_in_pass_through",
+    "api_version", "drop_params", "tags", "headers", "mock_response", "use_in_pass_through",
     "input_cost_per_second", "output_cost_per_second", "merge_reasoning_content_in_choices",
     "configurable_clientside_auth_params", "litellm_trace_id", "region_name", "base_model",
 ))
@@ -249,10 +274,13 @@ def _parse_entry(entry: object, origin: Origin,
         base_id = values["id"]
 
     keys, multi = _keys(params, pp, provider, api_base, f, vendor)
+    defaults = _defaults(params, pp, f)
     out = []
     for n, (key, key_fp) in enumerate(keys, start=1):
         d = make(values, id=f"{base_id}#{n}" if multi else base_id, group=group, provider=provider,
                  model=upstream, api_key=key, fingerprint=key_fp)
+        if defaults:
+            d = replace(d, defaults=defaults)
         out.append((replace(d, vendor=vendor.name, api_version=api_version) if vendor else d, id_path))
     return group, out
 

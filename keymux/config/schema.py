@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from keymux.config.access import AccessSettings
 
@@ -47,6 +48,9 @@ class DeploymentConfig:
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
     tier: str | None = None  # model_info.tier: "free" | "paid"; None: by provider (see keymux/pricing.py)
+    # litellm_params.max_tokens, temperature, extra_headers, ...: defaults the client's own values override
+    # (keymux/translate/defaults.py). Not in repr: extra headers may carry credentials.
+    defaults: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
     api_version: str | None = None  # azure/ and azure_ai/: the api-version query parameter
     vendor: str | None = None  # an OpenAI-compatible vendor served as "openai" ("groq"; config/compatible.py)
 

@@ -95,3 +95,15 @@ def test_fallbacks_name_a_model_info_id_in_both_kinds() -> None:
     doc["router_settings"] = {"fallbacks": [{"g": ["pro-1"]}], "context_window_fallbacks": [{"g": ["pro-1"]}]}
     router = parse_config(doc, env={}).router
     assert router.fallbacks == router.context_window_fallbacks == {"g": ("pro-1",)}
+
+
+def test_default_params_are_read_and_typed_and_headers_stay_out_of_repr() -> None:
+    [d] = parse_config(gemini(max_tokens=100, temperature=0.2, thinking_level="low",
+                              extra_headers={"X-Team": "os.environ/TEAM_TOKEN"}),
+                       env={"TEAM_TOKEN": "team-token-secret-123"}).deployments
+    assert dict(d.defaults) == {"max_tokens": 100, "temperature": 0.2, "thinking_level": "low",
+                                "extra_headers": {"X-Team": "team-token-secret-123"}}
+    assert "team-token-secret-123" not in repr(d)
+    with pytest.raises(ConfigError) as err:
+        parse_config(gemini(max_tokens="lots"), source="c.yaml", env={})
+    assert err.value.path == "model_list[0].litellm_params.max_tokens"
