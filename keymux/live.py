@@ -8,6 +8,8 @@ whether `order` applies), so that nothing is derived again on the request path.
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -24,6 +26,8 @@ class Snapshot:
     names: tuple[str, ...]  # the configured model groups, in config order (aliases left out)
     strategy: Strategy
     runtime: tuple[DeploymentConfig, ...] = ()  # keys added at run time (in `groups` too)
+    # Wildcard deployments (`gemini/*`), in config order: concrete groups are made from them on first use.
+    patterns: tuple[DeploymentConfig, ...] = ()
     _providers: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _ordered: dict[str, bool] = field(default_factory=dict, repr=False)
     _keys: dict[str, int] = field(default_factory=dict, repr=False)
@@ -41,6 +45,13 @@ class Snapshot:
     def router(self) -> RouterSettings:
         return self.config.router
 
+    @property
+    def listed(self) -> tuple[str, ...]:
+        """What a model list shows: the groups, then the aliases not marked hidden."""
+        router = self.router
+        return self.names + tuple(a for a in router.model_group_alias if a not in router.hidden_aliases
+                                  and a not in self.names)
+
     def providers(self, group: str) -> frozenset[str]:
         """The upstream APIs a group's deployments speak (usually one)."""
         return self._providers.get(group, frozenset())
@@ -54,18 +65,83 @@ class Snapshot:
         return self._keys.get(provider, 0)
 
     def resolve(self, name: str) -> str | None:
-        """A model group, or an upstream model id, as clients spell them ("models/x", "gemini/x")."""
+        """A model group, an alias (router_settings.model_group_alias), or an upstream model id, as clients
+        spell them ("models/x", "gemini/x"); else a concrete group made from a wildcard deployment."""
         groups = self.groups
         if name in groups:
             return name
-        for candidate in (name.removeprefix("models/"), name.partition("/")[2]):
+        alias = self.router.model_group_alias.get(name)
+        if alias is not None:
+            return alias
+        bare = name.removeprefix("models/")
+        for candidate in (bare, name.partition("/")[2]):
             if candidate and candidate in groups:
                 return candidate
-        return None
+            if candidate in self.router.model_group_alias:
+                return self.router.model_group_alias[candidate]
+        return self._expand(bare) if self.patterns else None
+
+    def _expand(self, name: str) -> str | None:
+        """The concrete group for `name` from the first wildcard deployment matching it (LiteLLM: model_name
+        `gemini/*` with model `gemini/*` serves `gemini/gemini-2.5-flash`; `*` with `openai/*` serves any
+        name). Its deployments count their quota per concrete model, like a configured group would."""
+        if name in self.groups:
+            return name
+        if len(self.groups) >= _MAX_GROUPS:  # a client sending random model names cannot grow this forever
+            return None
+        matched: list[DeploymentConfig] = []
+        group = ""
+        for d in self.patterns:
+            for spelled in (name, f"{d.provider}/{name}"):
+                parts = _match(d.group, spelled)
+                if parts is not None and (not group or spelled == group):
+                    group = spelled
+                    matched.append(replace(d, group=spelled, model=_fill(d.model, parts), id=f"{d.id}[{spelled}]"))
+                    break
+        if not matched:
+            return None
+        if group in self.groups:
+            return group
+        ds = build_deployments(replace(self.config, deployments=tuple(matched)))[group]
+        self.groups[group] = ds
+        self._providers[group] = frozenset(d.cfg.provider for d in ds)
+        self._ordered[group] = any(d.cfg.order is not None for d in ds)
+        return group
 
     def deployments(self) -> list[Deployment]:
         """Every deployment of the configured groups, each once."""
         return [d for name in self.names for d in self.groups[name]]
+
+
+_MAX_GROUPS = 4096
+
+
+def _match(pattern: str, name: str) -> list[str] | None:
+    """What each `*` of `pattern` stood for in `name`, or None when it does not match."""
+    m = re.fullmatch(fnmatch.translate(pattern).replace(".*", "(.+)"), name)
+    return list(m.groups()) if m else None
+
+
+def _fill(model: str, parts: list[str]) -> str:
+    """The upstream model with the wildcard's parts put back in (`*` -> the model the client named)."""
+    for part in parts:
+        if "*" not in model:
+            break
+        model = model.replace("*", part, 1)
+    return model
+
+
+def _by_id(groups: dict[str, list[Deployment]], config: Config) -> dict[str, list[Deployment]]:
+    """Fallbacks may name a deployment's model_info.id instead of a group (LiteLLM): a pool of that one."""
+    targets = {t for fb in (config.router.fallbacks, config.router.context_window_fallbacks)
+               for ts in fb.values() for t in ts if t not in groups}
+    out: dict[str, list[Deployment]] = {}
+    for ds in groups.values():
+        for d in ds:
+            base = d.id.rpartition("#")[0] or d.id  # an entry with several keys: its ids are id#1, id#2, ...
+            for t in {d.id, base} & targets:
+                out.setdefault(t, []).append(d)
+    return out
 
 
 def _aliases(groups: dict[str, list[Deployment]]) -> dict[str, list[Deployment]]:
@@ -91,14 +167,16 @@ def build_snapshot(config: Config, clock: Clock, runtime: tuple[DeploymentConfig
     """
     own = {d.id for d in config.deployments}
     runtime = tuple(d for d in runtime if d.id not in own)
-    groups = build_deployments(replace(config, deployments=config.deployments + runtime))
+    patterns = tuple(d for d in config.deployments if d.wildcard)
+    concrete = tuple(d for d in config.deployments if not d.wildcard)
+    groups = build_deployments(replace(config, deployments=concrete + runtime))
     if previous is not None:
         _keep_unchanged(groups, previous.groups)
     strategy = previous.strategy if previous is not None and \
         previous.router.routing_strategy == config.router.routing_strategy else \
         make_strategy(config.router.routing_strategy, clock)
-    return Snapshot(config=config, groups={**_aliases(groups), **groups}, names=tuple(groups), strategy=strategy,
-                    runtime=runtime)
+    return Snapshot(config=config, groups={**_aliases(groups), **_by_id(groups, config), **groups},
+                    names=tuple(groups), strategy=strategy, runtime=runtime, patterns=patterns)
 
 
 def _keep_unchanged(groups: dict[str, list[Deployment]], old: dict[str, list[Deployment]]) -> None:

@@ -22,6 +22,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,39}$")
 _SECRET_PREFIXES = ("aiza", "sk-", "ya29.", "ghp_", "github_pat_", "xox", "hf_", "gsk_", "akia", "glpat-")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 # YAML 1.1 (PyYAML) reads `1e-6` as a string; YAML 1.2 and LiteLLM users mean a number.
+# Template text left in a config: `<your redis host>`, `your-api-key-here`, `postgresql://<user>:<password>@...`.
+_PLACEHOLDER = re.compile(r"<[A-Za-z][^<>]*>|\byour[-_ ][A-Za-z0-9_ -]*[-_ ]here\b", re.IGNORECASE)
 _SCI_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
@@ -41,6 +43,7 @@ class ConfigError(Exception):
         self.got = got
         self.line = line
         self.column = column
+        self.env_name: str | None = None  # the variable, when the error is an unset environment variable
         if message is None:
             message = f"expected {expected}, got {got}" if got is not None else f"expected {expected}"
         self.message = message
@@ -152,8 +155,10 @@ class Fields:
                              message=f"environment variable patterns ({ENV_PREFIX}{show_value(name)}) are only "
                                      "allowed in api_key")
         if name not in self.env:
-            raise self.error(path, f"environment variable {show_value(name)} to be set",
+            err = self.error(path, f"environment variable {show_value(name)} to be set",
                              message=f"environment variable {show_value(name)} is not set")
+            err.env_name = name  # load.py gathers every missing variable before refusing
+            raise err
         return self.env[name]
 
     def env_glob(self, path: str, pattern: str) -> list[tuple[str, str]]:
@@ -190,6 +195,10 @@ class Fields:
                 raise self.error(path, f"a non-empty {what.removeprefix('a ')}",
                                  message=f"environment variable {show_value(name)} is empty")
             raise self.error(path, f"a non-empty {what.removeprefix('a ')}", value)
+        if not self.literal and _PLACEHOLDER.search(value):
+            where = f"environment variable {show_value(name)}" if from_env else "the value"
+            raise self.error(path, "a real value", message=f"{where} is still a placeholder (like <...> or "
+                             "your-...-here): replace it with the real value")
         return value
 
     def _env_number(self, value: object, path: str) -> tuple[object, bool]:

@@ -8,8 +8,10 @@ a user's LiteLLM config still runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime
+from dataclasses import dataclass, replace
 
+from keymux.config.compatible import VENDORS, Vendor, vendor_base
 from keymux.config.deployment import (
     API_BASE,
     ENTRY,
@@ -28,16 +30,61 @@ from keymux.config.fields import ENV_PREFIX, Fields, join_path
 from keymux.config.fields import show_value as sv
 from keymux.config.schema import DeploymentConfig, Limits
 from keymux.fingerprint import fingerprint
+from keymux.providers import azure
+
+# Per-deployment default params, applied by keymux/translate/defaults.py where the client sets none.
+DEFAULT_PARAMS = ("max_tokens", "temperature", "top_p", "seed", "reasoning_effort", "safety_settings",
+                  "thinking_level", "extra_headers", "organization")
+_URL_WHAT = "a URL starting with http:// or https://"
+# azure/ and azure_ai/: where LiteLLM finds the endpoint and the key when the entry does not say.
+_AZURE_BASE_ENV = {"azure": "AZURE_API_BASE", "azure_ai": "AZURE_AI_API_BASE"}
+_AZURE = {"azure": Vendor("azure", None, ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY")),
+          "azure_ai": Vendor("azure_ai", None, ("AZURE_AI_API_KEY",))}
+
+
+def _defaults(params: dict, pp: str, f: Fields) -> tuple[tuple[str, object], ...]:
+    """The entry's default params (translate/defaults.py applies them where the client set nothing)."""
+    out: list[tuple[str, object]] = []
+    for name in DEFAULT_PARAMS:
+        value, at = params.get(name), f"{pp}.{name}"
+        if value is None:
+            continue
+        if name in ("max_tokens", "seed"):
+            value = f.integer(value, at, minimum=1 if name == "max_tokens" else 0)
+        elif name in ("temperature", "top_p"):
+            value = f.number(value, at)
+        elif name in ("reasoning_effort", "thinking_level", "organization"):
+            value = f.string(value, at)
+        elif name == "extra_headers":
+            section = f.mapping(value, at, what="a mapping of header name to value")
+            value = {str(k): f.string(v, join_path(at, k), secret=True) for k, v in section.items()}
+        elif name == "safety_settings" and not isinstance(value, list):
+            raise f.error(at, "a list of {category, threshold}", value)
+        out.append((name, value))
+    return tuple(out)
+
+
+def _api_version(value: object, path: str, f: Fields) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.date):  # YAML reads an unquoted 2024-10-21 as a date
+        value = value.isoformat()
+    return f.string(value, path, what="an API version like 2024-10-21")
+
+
+def _env_url(f: Fields, var: str) -> str | None:
+    value = f.env.get(var, "").strip().rstrip("/")
+    return value or None
 
 _DEFAULT_KEY_ENV = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
 # The per-deployment fields come from the table in config/deployment.py; these are the entry's own.
-_PARAMS = frozenset(("model", "api_key", "keys", "custom_llm_provider")) | names_in(PARAMS)
+_PARAMS = frozenset(("model", "api_key", "keys", "custom_llm_provider", "litellm_credential_name",
+                     *DEFAULT_PARAMS)) | names_in(PARAMS)
 # Real LiteLLM params keymux does not act on: a softer warning than for typos.
 _LITELLM_UNSUPPORTED = frozenset((
-    "api_version", "organization", "drop_params", "tags", "extra_headers", "headers",
-    "temperature", "max_tokens", "top_p", "seed", "safety_settings", "mock_response", "use_in_pass_through",
-    "input_cost_per_second", "output_cost_per_second", "litellm_credential_name", "merge_reasoning_content_in_choices",
+    "api_version", "drop_params", "tags", "headers", "mock_response", "use_in_pass_through",
+    "input_cost_per_second", "output_cost_per_second", "merge_reasoning_content_in_choices",
     "configurable_clientside_auth_params", "litellm_trace_id", "region_name", "base_model",
 ))
 _ENTRY = frozenset(("model_name", "litellm_params", "model_info")) | names_in(ENTRY)
@@ -70,7 +117,30 @@ class ModelList:
     skipped_groups: set[str]
 
 
-def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = None) -> ModelList:
+def parse_credentials(value: object, f: Fields) -> dict[str, dict]:
+    """LiteLLM's top-level `credential_list`: name -> credential_values (api_key, api_base, ...), which a
+    model_list entry takes with `litellm_credential_name` (its own litellm_params win)."""
+    what = "a list of {credential_name, credential_values}"
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise f.error("credential_list", what, value)
+    out: dict[str, dict] = {}
+    for i, item in enumerate(value):
+        path = f"credential_list[{i}]"
+        item = f.mapping(item, path, what="a mapping with credential_name and credential_values")
+        if "credential_name" not in item:
+            raise f.error(f"{path}.credential_name", "a name", message="missing: credential_name")
+        name = f.string(item["credential_name"], f"{path}.credential_name", resolve=False)
+        out[name] = f.mapping(item.get("credential_values"), f"{path}.credential_values")
+        for key in item:
+            if key not in ("credential_name", "credential_values", "credential_info"):
+                f.unknown(path, key)
+    return out
+
+
+def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = None,
+                     credentials: dict[str, dict] | None = None) -> ModelList:
     if value is None:
         raise f.error("model_list", "a list of deployments (model_name + litellm_params)",
                       message="missing: the config needs a model_list with at least one deployment")
@@ -84,7 +154,7 @@ def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = No
     declared_groups: set[str] = set()
     for i, entry in enumerate(value):
         origin = origins[i] if origins else Origin(f, i, i)
-        group, deployments = _parse_entry(entry, origin)
+        group, deployments = _parse_entry(entry, origin, credentials or {})
         declared_groups.add(group)
         for d, id_path in deployments:
             if d.id in seen_ids:
@@ -93,17 +163,19 @@ def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = No
                                                   f"(also used by {seen_ids[d.id]})")
             seen_ids[d.id] = id_path if origin.fields is f else f"{origin.fields.file}: {id_path}"
             out.append(d)
-    if not out:
+    if not out:  # the refusal carries the warnings that explain it: they are not printed otherwise
+        why = "; ".join(w for w in f.warnings if "deployment skipped" in w) or "see the warnings"
         raise f.error("model_list", "at least one deployment keymux can serve (gemini or openai)",
-                      message="no deployment left: every entry was skipped (see the warnings); "
-                              "keymux serves gemini/ and openai/ models")
+                      message=f"no deployment left: every entry was skipped ({why}); keymux serves gemini/, "
+                              "openai/ and the OpenAI-compatible providers (groq/, mistral/, ...)")
     _check_shared_buckets(out, f)
     _check_duplicates(out, f)
     served = {d.group for d in out}
     return ModelList(out, declared_groups - served)
 
 
-def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[DeploymentConfig, str]]]:
+def _parse_entry(entry: object, origin: Origin,
+                 credentials: dict[str, dict]) -> tuple[str, list[tuple[DeploymentConfig, str]]]:
     f, path = origin.fields, origin.path
     entry = f.mapping(entry, path, what="a mapping with model_name and litellm_params")
     for key in entry:
@@ -118,6 +190,13 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
         raise f.error(pp, "a mapping with at least `model`",
                       message="missing: every model_list entry needs litellm_params")
     params = f.mapping(entry["litellm_params"], pp)
+    if params.get("litellm_credential_name") is not None:
+        name = f.string(params["litellm_credential_name"], f"{pp}.litellm_credential_name", resolve=False)
+        if name not in credentials:
+            have = ", ".join(sv(c) for c in credentials) or "none"
+            raise f.error(f"{pp}.litellm_credential_name", "a credential_name from credential_list",
+                          message=f"unknown credential '{sv(name)}' (credential_list has: {have})")
+        params = {**{k: v for k, v in credentials[name].items() if k in _PARAMS}, **params}
     info_path = f"{path}.model_info"
     info = f.mapping(entry.get("model_info"), info_path)
 
@@ -143,10 +222,23 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
         custom = f.string(params["custom_llm_provider"], f"{pp}.custom_llm_provider", resolve=False)
     provider, upstream = split_model(model, api_base, custom)
 
-    if "*" in group or "*" in upstream:
-        f.warn(f"{model_path}: wildcard model routing ('{sv(group)}' -> '{sv(model)}') is not supported yet, "
-               "deployment skipped")
-        return group, []
+    if provider in azure.KINDS:
+        if not upstream:  # LiteLLM's `azure/` for image generation: no chat deployment to call
+            f.warn(f"{model_path}: '{sv(model)}' names no deployment (image generation), deployment skipped")
+            return group, []
+        api_base = values["api_base"] = api_base or _env_url(f, _AZURE_BASE_ENV[provider])
+        if api_base is None:
+            raise f.error(f"{pp}.api_base", _URL_WHAT, message=f"missing: {provider}/ models need an api_base "
+                          f"(your resource's endpoint) or the environment variable {_AZURE_BASE_ENV[provider]}")
+    vendor = VENDORS.get(provider) or _AZURE.get(provider)
+    if vendor is not None and vendor.name in azure.KINDS:
+        provider = "openai"  # the OpenAI wire format at Azure's addresses (providers/azure.py)
+    elif vendor is not None:  # an OpenAI-compatible vendor: the openai provider at the vendor's base URL
+        api_base = values["api_base"] = vendor_base(vendor, api_base, f.env)
+        if api_base is None:
+            raise f.error(f"{pp}.api_base", _URL_WHAT, message=f"missing: {vendor.name}/ models need an api_base "
+                          f"(the server's OpenAI-compatible URL) or the environment variable {vendor.base_env[0]}")
+        provider = "openai"
     if provider not in SUPPORTED_PROVIDERS:
         if provider:
             hint = " (for an OpenAI-compatible server write openai/<model> with api_base)" if api_base else ""
@@ -160,7 +252,7 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
                       message=f"no model name after '{sv(provider)}/'")
 
     for key in params:
-        if key in _PARAMS:
+        if key in _PARAMS or (key == "api_version" and vendor is not None and vendor.name in azure.KINDS):
             continue
         if key in _LITELLM_UNSUPPORTED:
             f.warn(f"{join_path(pp, key)}: LiteLLM setting not supported by keymux, ignored")
@@ -171,38 +263,49 @@ def _parse_entry(entry: object, origin: Origin) -> tuple[str, list[tuple[Deploym
             f.unknown(info_path, key)
 
     values.update(read_fields(f, find, [fld for fld in FIELDS if fld is not API_BASE]))
+    api_version = None
+    if vendor is not None and vendor.name in azure.KINDS:
+        api_version = _api_version(params.get("api_version"), f"{pp}.api_version", f)
+        if api_version is None and vendor.name == "azure":
+            api_version = f.env.get("AZURE_API_VERSION") or azure.DEFAULT_API_VERSION
     base_id, id_path = f"{group}/{origin.position}", f"{path}.model_name"
     if "id" in values:
         id_path = f"{info_path}.id"
         base_id = values["id"]
 
-    keys, multi = _keys(params, pp, provider, api_base, f)
+    keys, multi = _keys(params, pp, provider, api_base, f, vendor)
+    defaults = _defaults(params, pp, f)
     out = []
     for n, (key, key_fp) in enumerate(keys, start=1):
         d = make(values, id=f"{base_id}#{n}" if multi else base_id, group=group, provider=provider,
                  model=upstream, api_key=key, fingerprint=key_fp)
-        out.append((d, id_path))
+        if defaults:
+            d = replace(d, defaults=defaults)
+        out.append((replace(d, vendor=vendor.name, api_version=api_version) if vendor else d, id_path))
     return group, out
 
 
 def _keys(params: dict, pp: str, provider: str, api_base: str | None,
-          f: Fields) -> tuple[list[tuple[str, str]], bool]:
-    """[(key, fingerprint)], and whether the entry lists several keys (ids then get a `#n` suffix)."""
-    if "api_key" in params and "keys" in params:
+          f: Fields, vendor: Vendor | None = None) -> tuple[list[tuple[str, str]], bool]:
+    """[(key, fingerprint)], and whether the entry lists several keys (ids then get a `#n` suffix).
+    `api_key: null` is LiteLLM's "not set": the provider's environment variable is used."""
+    given = {k for k in ("api_key", "keys") if params.get(k) is not None}
+    if len(given) == 2:
         raise f.error(f"{pp}.keys", "either api_key or keys, not both",
                       message="api_key and keys are both set: use one of them")
-    name = "api_key" if "api_key" in params else "keys" if "keys" in params else None
+    name = given.pop() if given else None
+    key_env = vendor.key_env if vendor else _DEFAULT_KEY_ENV.get(provider, ())
     if name is None:
-        for var in _DEFAULT_KEY_ENV.get(provider, ()):
+        for var in key_env:
             if f.env.get(var):
                 f.warn(f"{pp}.api_key: not set, using environment variable {var} (as LiteLLM does)")
                 key = f.env[var]
                 return [(key, fingerprint(key, provider))], False
-        if api_base:  # an OpenAI-compatible server that takes no key (vLLM, Ollama, ...)
+        if api_base and (vendor is None or vendor.keyless):  # a server that takes no key (vLLM, Ollama, ...)
             return [("", fingerprint(f"keyless:{api_base}", provider))], False
         raise f.error(f"{pp}.api_key", "a key, a list of keys or os.environ/VAR",
                       message="missing: set api_key (a key, a list of keys, os.environ/VAR or os.environ/PREFIX_*)"
-                              f" or the environment variable {_DEFAULT_KEY_ENV[provider][0]}")
+                              f" or the environment variable {key_env[0]}")
     value, path = params[name], f"{pp}.{name}"
     what = "a key string, a list of keys, os.environ/VAR or os.environ/PREFIX_*"
     if isinstance(value, list):
@@ -263,4 +366,4 @@ def _check_duplicates(deployments: list[DeploymentConfig], f: Fields) -> None:
             seen[k] = d.id
 
 
-__all__ = ["ModelList", "Origin", "parse_model_list", "split_model"]
+__all__ = ["ModelList", "Origin", "parse_credentials", "parse_model_list", "split_model"]

@@ -22,7 +22,7 @@ import yaml
 from keymux.config.access import access_settings
 from keymux.config.deployment import DEFAULT_BASE_ENV, no_effect
 from keymux.config.fields import ConfigError, Fields, describe, join_path, show_name, show_value
-from keymux.config.litellm import Origin, parse_model_list
+from keymux.config.litellm import Origin, parse_credentials, parse_model_list
 from keymux.config.schema import Config, DeploymentConfig
 from keymux.config.sections import (
     CACHE_TYPES,
@@ -35,8 +35,8 @@ from keymux.config.sections import (
 )
 
 _TOP_LEVEL = ("model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables",
-              "include")
-_TOP_LEVEL_UNSUPPORTED = frozenset(("credential_list", "guardrails", "mcp_servers", "files_settings",
+              "include", "credential_list")
+_TOP_LEVEL_UNSUPPORTED = frozenset(("guardrails", "mcp_servers", "files_settings",
                                     "assistant_settings", "finetune_settings", "search_tools",
                                     "vector_store_registry", "callback_settings", "pass_through_endpoints"))
 
@@ -126,13 +126,58 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     sources = None
     if isinstance(doc, dict) and "include" in doc:
         doc, sources = _merge_includes(doc, path, label, yaml_warnings)
-    config = _parse(doc, label, os.environ if env is None else env, sources, yaml_warnings)
+    config = _parse_all_missing(doc, label, os.environ if env is None else env, sources, yaml_warnings)
     return replace(config, source=path)
 
 
 def parse_config(doc: object, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     """Build a `Config` from an already-parsed document (a dict as YAML would give). Raises `ConfigError`."""
-    return _parse(doc, source, os.environ if env is None else env, None, [])
+    return _parse_all_missing(doc, source, os.environ if env is None else env, None, [])
+
+
+_MAX_MISSING = 64
+
+
+def _parse_all_missing(doc: object, source: str, env: Mapping[str, str], sources: _Sources | None,
+                       early_warnings: list[str]) -> Config:
+    """Parse; when environment variables are missing, name all of them in one error, not one per run:
+    each missing one is stood in for by a harmless value and the parse goes on, to find the next."""
+    try:
+        return _parse(doc, source, env, sources, list(early_warnings))
+    except ConfigError as e:
+        if e.env_name is None:
+            raise
+        first = err = e
+    missing: list[tuple[str, str]] = []
+    stand_in = dict(env)
+    while err.env_name is not None and len(missing) < _MAX_MISSING:
+        missing.append((err.env_name, err.path))
+        stand_in[err.env_name] = _stand_in(err.path)
+        try:
+            _parse(doc, source, stand_in, sources, list(early_warnings))
+            break
+        except ConfigError as e:
+            err = e
+    if len(missing) == 1:
+        raise first
+    names = "; ".join(f"{show_value(name)} (at {path})" for name, path in missing)
+    raise ConfigError(first.file, first.path, first.expected,
+                      message=f"{len(missing)} environment variables are not set: {names}") from None
+
+
+def _stand_in(path: str) -> str:
+    """A value of the right shape for the field at `path`, so that parsing can go on past it."""
+    leaf = path.rpartition(".")[2]
+    if "url" in leaf and "redis" in leaf:
+        return "redis://unset.invalid"
+    if "url" in leaf or "base" in leaf:
+        return "http://unset.invalid"
+    if leaf in ("rpm", "tpm", "rpd", "tpd", "max_parallel_requests", "port", "redis_port", "num_retries",
+                "timeout", "order", "weight", "max_retries"):
+        return "1"
+    if leaf == "database_url":
+        return "sqlite:///unset.db"
+    return "unset-value"
 
 
 # --- include: (LiteLLM: lists extend, other keys are replaced) -----------------------------------
@@ -199,13 +244,15 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     if sources is not None and isinstance(main_models, list) and len(sources) == len(main_models):
         files = {label: f.for_file(label) for label, _ in sources if label is not None}
         origins = [Origin(files[label] if label else f, i, pos) for pos, (label, i) in enumerate(sources)]
-    models = parse_model_list(main_models, f, origins)
+    models = parse_model_list(main_models, f, origins, parse_credentials(doc.get("credential_list"), f))
     groups = {d.group for d in models.deployments}
 
     rs = f.mapping(doc.get("router_settings"), "router_settings")
     ls = f.mapping(doc.get("litellm_settings"), "litellm_settings")
     gs = f.mapping(doc.get("general_settings"), "general_settings")
-    router = router_settings(rs, ls, f, groups, models.skipped_groups)
+    model_ids = frozenset(i for d in models.deployments for i in (d.id, d.id.rpartition("#")[0] or d.id)
+                    if not i.startswith(f"{d.group}/"))  # model_info.id as written, not generated ids
+    router = router_settings(rs, ls, f, groups, models.skipped_groups, model_ids)
     drop_params, verbose, cache = litellm_settings(ls, f, router.redis)
     master_key, max_request_bytes, database_url, metrics_auth, max_upstream, server = general_settings(gs, f)
     deployments = _default_bases(models.deployments, f.env)

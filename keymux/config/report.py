@@ -26,6 +26,10 @@ def describe(config: Config) -> str:
         lines.append("")
     lines += _router(config)
     lines.append("")
+    lines += _section("Verdict per group", [(sv(g), _verdict(ds)) for g, ds in groups.items()]
+                      + [(sv(a), f"alias of {sv(t)}" + (" (hidden from model lists)" if a in config.router.hidden_aliases
+                                                         else "")) for a, t in config.router.model_group_alias.items()])
+    lines.append("")
     lines += _section("Requests", [
         ("drop_params", "yes (unsupported request params are dropped)" if config.drop_params else "no"),
         ("master key", "set (clients must send it)" if config.master_key
@@ -57,11 +61,25 @@ def _services(config: Config) -> list[tuple[str, str]]:
         cached = f"{where}, ttl {cache.ttl:g} s"
     url = config.database_url
     if url is None:
-        ledger = "SQLite keymux.db beside the config" if config.source else "in memory (no config file)"
+        ledger = f"SQLite {config.source.parent / 'keymux.db'} (beside the config)" if config.source \
+            else "in memory (no config file)"
     else:
-        ledger = safe_url(url)
+        ledger = safe_url(url)  # as written (a relative sqlite path is relative to where keymux starts)
     metrics = "needs the master key" if config.metrics_auth and config.master_key else "open"
     return [("key state", state), ("response cache", cached), ("usage ledger", ledger), ("/metrics", metrics)]
+
+
+def _verdict(deployments: list[DeploymentConfig]) -> str:
+    """One line: what the group will do when a request for it arrives."""
+    keys = len({d.fingerprint for d in deployments})
+    served = sorted({d.vendor or d.provider for d in deployments})
+    if all(d.wildcard for d in deployments):
+        what = f"wildcard: serves any model it matches ({', '.join(served)}), quota counted per concrete model"
+    else:
+        what = f"ready: {keys} key{_s(keys)} ({', '.join(served)})"
+    if not any(d.limits.any() for d in deployments):
+        what += "; limits not declared (learned from upstream 429s)"
+    return what
 
 
 def limits_text(limits: Limits) -> str:
@@ -88,7 +106,7 @@ def _group(group: str, deployments: list[DeploymentConfig]) -> list[str]:
     header = ["id", "provider", "model", "key", "bucket", "limits"]
     rows, extras = [], []
     for d in deployments:
-        rows.append([sv(d.id), d.provider, sv(d.model), d.fingerprint,
+        rows.append([sv(d.id), f"{d.provider} ({d.vendor})" if d.vendor else d.provider, sv(d.model), d.fingerprint,
                      f"project {sv(d.project)}" if d.project else "own key", limits_text(d.limits)])
         extras.append([_extras(d), safe_url(d.api_base) if d.api_base else ""])
     extra_headers = [h for h, i in (("other", 0), ("api_base", 1)) if any(e[i] for e in extras)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from keymux.config.access import AccessSettings
 
@@ -47,6 +48,16 @@ class DeploymentConfig:
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
     tier: str | None = None  # model_info.tier: "free" | "paid"; None: by provider (see keymux/pricing.py)
+    # litellm_params.max_tokens, temperature, extra_headers, ...: defaults the client's own values override
+    # (keymux/translate/defaults.py). Not in repr: extra headers may carry credentials.
+    defaults: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
+    api_version: str | None = None  # azure/ and azure_ai/: the api-version query parameter
+    vendor: str | None = None  # an OpenAI-compatible vendor served as "openai" ("groq"; config/compatible.py)
+
+    @property
+    def wildcard(self) -> bool:
+        """A LiteLLM wildcard deployment (`gemini/*`): a template for the concrete models clients ask for."""
+        return "*" in self.group or "*" in self.model
 
     @property
     def bucket(self) -> str:
@@ -93,6 +104,8 @@ class RouterSettings:
     queue_timeout: float = 30.0  # seconds a request may wait for capacity
     fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     context_window_fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    model_group_alias: dict[str, str] = field(default_factory=dict)  # alias -> model group
+    hidden_aliases: frozenset[str] = frozenset()  # aliases left out of model lists
     redis: RedisSettings | None = None  # shared key state for several replicas; None: in this process
     # Egress detection: when this share of a provider's keys (at least 2) get an unexplained 429 within
     # `egress_window` seconds, the limit is this host's IP, not the keys: back off the provider as a whole.

@@ -21,12 +21,17 @@ _LEDGER_CALLBACKS = frozenset(("callbacks", "success_callback", "failure_callbac
                                "callback_settings", "langfuse_default_tags"))
 _REDIS = ("redis_host", "redis_port", "redis_password", "redis_url", "redis_namespace", "redis_fail_closed")
 CACHE_TYPES = ("local", "redis")
+# LiteLLM cache types keymux does not offer: the local cache serves instead (a warning says so).
+_OTHER_CACHE_TYPES = ("disk", "redis-semantic", "qdrant-semantic", "s3", "gcs", "azure-blob")
 # LiteLLM accepts these in litellm_settings too; router_settings wins when both are set.
 _ROUTER_IN_LITELLM = {"num_retries": "num_retries", "request_timeout": "timeout", "allowed_fails": "allowed_fails",
                       "cooldown_time": "cooldown_time", "fallbacks": "fallbacks",
                       "context_window_fallbacks": "context_window_fallbacks"}
 _ROUTER_UNSUPPORTED = frozenset((
-    "model_group_alias", "enable_pre_call_checks", "retry_policy", "allowed_fails_policy", "routing_strategy_args",
+    "enable_pre_call_checks", "enable_health_check_routing", "health_check_ignore_transient_errors",
+    "model_group_affinity_config", "deployment_affinity_ttl_seconds", "enable_deployment_affinity",
+    "router_general_settings", "assistants_config", "search_tools", "guardrail_list", "ignore_invalid_deployments",
+    "cooldown_on_429", "context_window_fallback_strategy", "default_deployment_id", "retry_policy", "allowed_fails_policy", "routing_strategy_args",
     "cache_responses", "enable_tag_filtering", "disable_cooldowns", "provider_budget_config",
     "optional_pre_call_checks", "set_verbose", "debug_level", "cache_kwargs", "polling_interval", "max_fallbacks",
     "model_group_retry_policy", "redis_db", "client_ttl", "stream_timeout", "default_litellm_params",
@@ -53,20 +58,27 @@ _GENERAL_UNSUPPORTED = frozenset((
 ))
 
 
-def router_settings(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: set[str]) -> RouterSettings:
+def router_settings(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: set[str],
+                    ids: frozenset[str] = frozenset()) -> RouterSettings:
+    """`ids`: deployment ids (model_info.id), which fallbacks may name instead of a group, as in LiteLLM."""
     values: dict[str, object] = {}
+    targets = groups | ids
     redis: dict[str, object] = {}
     # litellm_settings first, so that router_settings overrides it.
     for key, attr in _ROUTER_IN_LITELLM.items():
         if key in ls:
-            values[attr] = _router_value(attr, ls[key], f"litellm_settings.{key}", f, groups, skipped)
+            values[attr] = _router_value(attr, ls[key], f"litellm_settings.{key}", f, targets, skipped)
     for key, val in rs.items():
         path = join_path("router_settings", key)
         if key == "routing_strategy":
             values["routing_strategy"] = f.choice(val, path, ROUTING_STRATEGIES)
         elif key in ("num_retries", "timeout", "allowed_fails", "cooldown_time", "retry_after", "queue_timeout",
                      "fallbacks", "context_window_fallbacks", "egress_window", "egress_share"):
-            values[key] = _router_value(key, val, path, f, groups, skipped)
+            values[key] = _router_value(key, val, path, f, targets, skipped)
+        elif key == "request_timeout":  # LiteLLM's other name for timeout
+            values["timeout"] = _router_value("timeout", val, path, f, targets, skipped)
+        elif key == "model_group_alias":
+            values["model_group_alias"], values["hidden_aliases"] = _aliases(val, path, f, groups)
         elif key in _REDIS:
             redis[key] = val
         elif key == "default_fallbacks":
@@ -75,7 +87,7 @@ def router_settings(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: se
         elif key == "content_policy_fallbacks":
             f.mark_inactive(path, "content-policy fallbacks")
         elif key in _ROUTER_UNSUPPORTED:
-            f.warn(f"{path}: LiteLLM setting not supported by keymux, ignored")
+            f.warn(f"{path}: accepted, no effect in keymux")
         else:
             f.unknown("router_settings", key)
     values["redis"] = _redis(redis, "router_settings", "redis_", f)
@@ -102,8 +114,12 @@ def _redis(section: dict, path: str, prefix: str, f: Fields) -> RedisSettings | 
                 raise f.error(at, "a redis://, rediss:// or unix:// URL",
                               message="expected a redis://, rediss:// or unix:// URL")
             out[name] = url
+        elif name == "password":
+            password = f.string(val, at, secret=True, empty_ok=True)
+            if password:  # an empty password (REDIS_PASSWORD="") means none, as in LiteLLM
+                out[name] = password
         else:
-            out[name] = f.string(val, at, secret=name == "password")
+            out[name] = f.string(val, at)
     if "host" not in out and "url" not in out:
         if out:
             f.warn(f"{path}: {prefix}host or {prefix}url is not set, so the other Redis settings are ignored")
@@ -143,13 +159,14 @@ def _fallbacks(value: object, path: str, f: Fields, groups: set[str], skipped: s
         raise f.error(path, what, value)
 
     def known(name: str, at: str) -> bool:
+        """A group or a deployment id (model_info.id), in fallbacks and context_window_fallbacks alike."""
         if name in groups:
             return True
         if name in skipped:
             f.warn(f"{at}: group '{sv(name)}' has no deployment keymux can serve, fallback dropped")
             return False
         have = ", ".join(sv(g) for g in sorted(groups))
-        raise f.error(at, "the name of a model group in model_list",
+        raise f.error(at, "the name of a model group or a model_info.id in model_list",
                       message=f"unknown model group '{sv(name)}' (model_list has: {have})")
 
     out: dict[str, tuple[str, ...]] = {}
@@ -169,6 +186,31 @@ def _fallbacks(value: object, path: str, f: Fields, groups: set[str], skipped: s
         if kept:
             out[group] = out.get(group, ()) + tuple(kept)
     return out
+
+
+def _aliases(value: object, path: str, f: Fields, groups: set[str]) -> tuple[dict[str, str], frozenset[str]]:
+    """`{alias: group}` or `{alias: {model: group, hidden: true}}` (LiteLLM's model_group_alias)."""
+    section = f.mapping(value, path, what="a mapping of alias to model group")
+    out: dict[str, str] = {}
+    hidden: set[str] = set()
+    for alias, target in section.items():
+        at = join_path(path, alias)
+        if not isinstance(alias, str) or not alias:
+            raise f.error(at, "an alias name (a string)", alias)
+        if isinstance(target, dict):
+            if "model" not in target:
+                raise f.error(at, "{model: <group>, hidden: true|false}", message="missing: model (the group)")
+            group = f.string(target["model"], f"{at}.model", resolve=False)
+            if target.get("hidden") is not None and f.boolean(target["hidden"], f"{at}.hidden"):
+                hidden.add(alias)
+        else:
+            group = f.string(target, at, resolve=False, what="a model group name or {model, hidden}")
+        if group not in groups:
+            f.warn(f"{at}: '{sv(group)}' is not a model group in model_list, alias dropped")
+            hidden.discard(alias)
+            continue
+        out[alias] = group
+    return out, frozenset(hidden)
 
 
 def _inactive_value(val: object, path: str, f: Fields, *, secret: bool = False, integer: bool = False) -> None:
@@ -222,7 +264,14 @@ def _cache(params: dict, f: Fields, router_redis: RedisSettings | None) -> Cache
     for key, val in params.items():
         at = join_path(path, key)
         if key == "type":
-            values["type"] = f.choice(val, at, CACHE_TYPES)
+            kind = f.string(val, at, what="a cache type")
+            if kind in CACHE_TYPES:
+                values["type"] = kind
+            else:
+                known = "a LiteLLM cache type keymux does not offer" if kind in _OTHER_CACHE_TYPES else \
+                    "an unknown cache type"
+                f.warn(f"{at}: {sv(kind)} is {known}: using the local cache")
+                values["type"] = "local"
         elif key == "ttl":
             values["ttl"] = f.number(val, at, positive=True)
         elif key == "namespace":
@@ -232,7 +281,10 @@ def _cache(params: dict, f: Fields, router_redis: RedisSettings | None) -> Cache
         elif key in ("host", "port", "password", "url"):
             continue  # read by _redis below
         elif key in ("supported_call_types", "mode", "default_in_memory_ttl", "default_in_redis_ttl",
-                     "similarity_threshold", "redis_semantic_cache_embedding_model", "s3_bucket_name"):
+                     "similarity_threshold", "redis_semantic_cache_embedding_model", "s3_bucket_name",
+                     "s3_region_name", "s3_path", "s3_endpoint_url", "disk_cache_dir", "gcs_bucket_name",
+                     "gcs_path", "qdrant_api_base", "qdrant_collection_name", "qdrant_quantization_config",
+                     "azure_account_url", "azure_blob_container"):
             f.warn(f"{at}: LiteLLM cache setting not supported by keymux, ignored")
         else:
             f.unknown(path, key)

@@ -12,6 +12,7 @@ from keymux.exchange.base import Usage
 from keymux.exchange.shapes import gemini_error
 from keymux.providers import gemini
 from keymux.providers.base import Verdict
+from keymux.translate import defaults
 from keymux.translate.estimate import estimate_gemini_prompt_tokens
 from keymux.translate.providers import gemini as codec
 from keymux.translate.sse import sse_event
@@ -44,13 +45,20 @@ class GeminiPassthrough:
     provider = "gemini"
 
     def __init__(self, body: dict[str, Any], raw: bytes, method: str = "generateContent") -> None:
+        self._body = body
         self._raw = raw
+        self._with_defaults: dict[str, bytes] = {}
         self.method = method
         self.estimated_tokens = estimate_gemini_prompt_tokens(body)
 
     def request(self, dep: DeploymentConfig, stream: bool) -> tuple[str, dict[str, str], bytes]:
         method = "streamGenerateContent" if stream else self.method
-        return gemini.model_url(dep.api_base, dep.model, method, stream), gemini.auth_headers(dep.api_key), self._raw
+        raw = self._raw  # byte-for-byte, unless the deployment has default params to fill in
+        if dep.defaults:
+            raw = self._with_defaults.get(dep.id) or self._with_defaults.setdefault(
+                dep.id, orjson.dumps(defaults.gemini_body(self._body, dep.defaults)))
+        return gemini.model_url(dep.api_base, dep.model, method, stream), \
+            defaults.headers(dep.defaults, gemini.auth_headers(dep.api_key)), raw
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         usage = None

@@ -10,8 +10,9 @@ import orjson
 from keymux.config.schema import DeploymentConfig
 from keymux.exchange.base import StreamBroken, Usage
 from keymux.exchange.shapes import openai_error
-from keymux.providers import openai
+from keymux.providers import azure, openai
 from keymux.providers.base import Verdict
+from keymux.translate import defaults
 from keymux.translate.estimate import estimate_prompt_tokens
 from keymux.translate.providers import openai as codec
 from keymux.translate.sse import DONE, sse_event
@@ -54,10 +55,15 @@ class OpenAIPassthrough:
         self.estimated_tokens = estimate_prompt_tokens(body)
 
     def request(self, dep: DeploymentConfig, stream: bool) -> tuple[str, dict[str, str], bytes]:
-        data = self._by_model.get(dep.model)
+        key = dep.id if dep.defaults else dep.model  # a deployment with default params gets its own body
+        data = self._by_model.get(key)
         if data is None:
-            data = self._by_model[dep.model] = orjson.dumps({**self._body, "model": dep.model})
-        return openai.chat_url(dep.api_base), openai.auth_headers(dep.api_key), data
+            body = defaults.openai_body(self._body, dep.defaults) if dep.defaults else self._body
+            data = self._by_model[key] = orjson.dumps({**body, "model": dep.model})
+        if dep.vendor in azure.KINDS and dep.api_base:
+            return azure.chat_url(dep.vendor, dep.api_base, dep.model, dep.api_version), \
+                defaults.headers(dep.defaults, azure.auth_headers(dep.api_key)), data
+        return openai.chat_url(dep.api_base), defaults.headers(dep.defaults, openai.auth_headers(dep.api_key)), data
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         doc = orjson.loads(raw)

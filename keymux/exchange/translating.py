@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from keymux.config.schema import DeploymentConfig
-from keymux.providers import ANSWERED, ENDS_STREAM
+from keymux.providers import ANSWERED, ENDS_STREAM, azure
 from keymux.providers.base import Verdict
+from keymux.translate import defaults
 from keymux.translate.codecs import ClientCodec, ProviderCodec, StreamDecoder, StreamEncoder
 from keymux.translate.pivot import Usage
 
@@ -63,12 +64,16 @@ class TranslatingExchange:
         self.estimated_tokens: int = client.estimate_tokens(body)
 
     def request(self, dep: DeploymentConfig, stream: bool) -> tuple[str, dict[str, str], bytes]:
-        key = (dep.model, stream)
+        key = (dep.id if dep.defaults else dep.model, stream)  # default params: a body per deployment
         data = self._encoded.get(key)
         if data is None:
-            data = self._encoded[key] = self._codec.encode_request(self._req, dep.model, stream)
+            req = defaults.pivot_request(self._req, dep.defaults) if dep.defaults else self._req
+            data = self._encoded[key] = self._codec.encode_request(req, dep.model, stream)
         codec = self._codec
-        return codec.url(dep.api_base, dep.model, stream), codec.headers(dep.api_key), data
+        if dep.vendor in azure.KINDS and dep.api_base and codec.name == "openai":  # Azure's addressing
+            return azure.chat_url(dep.vendor, dep.api_base, dep.model, dep.api_version), \
+                defaults.headers(dep.defaults, azure.auth_headers(dep.api_key)), data
+        return codec.url(dep.api_base, dep.model, stream), defaults.headers(dep.defaults, codec.headers(dep.api_key)), data
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         resp = self._codec.decode_response(raw)

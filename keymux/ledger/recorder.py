@@ -28,13 +28,15 @@ class Recorder:
         self.ledger = ledger
         self.metrics = metrics
         self._indexed: Snapshot | None = None
+        self._indexed_groups = 0
         self._by_key: dict[tuple[str, str], DeploymentConfig] = {}
 
     def _index(self) -> Snapshot:
         snapshot = self.live.snapshot
-        if snapshot is not self._indexed:
+        # A snapshot grows a group when a wildcard deployment serves a new model: index that too.
+        if snapshot is not self._indexed or len(snapshot.groups) != self._indexed_groups:
             self._by_key = {(d.fingerprint, d.model): d.cfg for ds in snapshot.groups.values() for d in ds}
-            self._indexed = snapshot
+            self._indexed, self._indexed_groups = snapshot, len(snapshot.groups)
         return snapshot
 
     def model_of(self, group: str, fp: str) -> str:

@@ -54,6 +54,15 @@ def error_object(body: bytes) -> dict[str, Any]:
     return {}
 
 
+def _bare_error(body: bytes) -> dict[str, Any]:
+    """Cerebras and Mistral answer errors as a top-level {message, type, code} object, not under "error"."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) and isinstance(doc.get("message"), str) else {}
+
+
 def _header_delay(headers: Mapping[str, str], now: float) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
@@ -64,10 +73,31 @@ def _header_delay(headers: Mapping[str, str], now: float) -> float | None:
     return parse_retry_after(headers.get("retry-after"), now)
 
 
+# Cerebras counts per minute and per day, in plain seconds ("11.38"), under their own header names.
+_SECONDS_RESETS = ("x-ratelimit-reset-requests-minute", "x-ratelimit-reset-tokens-minute")
+
+
+def _seconds(text: str | None) -> float | None:
+    try:
+        return max(0.0, float(text)) if text else None
+    except ValueError:
+        return None
+
+
 def _reset_delay(headers: Mapping[str, str]) -> float | None:
     delays = [parse_go_duration(headers.get(h, "")) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
+    delays += [_seconds(headers.get(h)) for h in _SECONDS_RESETS]
     known = [d for d in delays if d is not None]
     return max(known) if known else None
+
+
+def _day_spent(headers: Mapping[str, str], now: float) -> Verdict | None:
+    """Cerebras: no requests left today (x-ratelimit-remaining-requests-day 0): out until its reset."""
+    if headers.get("x-ratelimit-remaining-requests-day") != "0":
+        return None
+    delay = _seconds(headers.get("x-ratelimit-reset-requests-day"))
+    return Verdict(Outcome.DAILY_EXHAUSTED, reason="no requests left today (upstream daily limit)",
+                   until=now + (delay if delay is not None else BILLING_PARK))
 
 
 def classify(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Verdict:
@@ -77,10 +107,13 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, now: float) -
             if delay:
                 return Verdict(Outcome.OK, reason="no requests left in the upstream window", until=now + delay)
         return Verdict(Outcome.OK)
-    err = error_object(body)
+    err = error_object(body) or _bare_error(body)
     message = str(err.get("message", ""))
     code = str(err.get("code") or err.get("type") or "")
     if status == 429:
+        day = _day_spent(headers, now)
+        if day is not None:
+            return day
         if code == "insufficient_quota":
             return Verdict(Outcome.DAILY_EXHAUSTED, reason="insufficient quota (billing)", until=now + BILLING_PARK)
         delay = _header_delay(headers, now)

@@ -63,7 +63,7 @@ async def list_models(request: web.Request) -> web.Response:
     snapshot = api.live.snapshot
     check_auth(request, snapshot.config.master_key)
     created = int(api.started)
-    data = [{"id": name, "object": "model", "created": created, "owned_by": "keymux"} for name in snapshot.names]
+    data = [{"id": name, "object": "model", "created": created, "owned_by": "keymux"} for name in snapshot.listed]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=JSON)
 
 

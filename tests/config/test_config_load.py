@@ -201,7 +201,7 @@ def test_api_base_trailing_slash_is_stripped():
 
 @pytest.mark.parametrize(("model", "provider"), [
     ("anthropic/claude-sonnet-4", "anthropic"), ("vertex_ai/gemini-2.5-pro", "vertex_ai"),
-    ("bedrock/anthropic.claude-3", "bedrock"), ("azure/my-gpt4", "azure"), ("claude-3-5-sonnet", "anthropic"),
+    ("bedrock/anthropic.claude-3", "bedrock"), ("sagemaker/my-endpoint", "sagemaker"), ("claude-3-5-sonnet", "anthropic"),
 ])
 def test_unsupported_provider_is_skipped_with_a_warning(model, provider):
     doc = one()
@@ -220,12 +220,13 @@ def test_unknown_bare_model_is_skipped_with_a_warning():
     assert config.warnings[0].startswith("model_list[1].litellm_params.model: cannot tell which provider")
 
 
-def test_wildcard_deployment_is_skipped_with_a_warning():
+def test_wildcard_deployment_is_kept_as_a_template():
     doc = one()
     doc["model_list"].append({"model_name": "gemini/*", "litellm_params": {"model": "gemini/*", "api_key": "k"}})
     config = parse(doc)
-    assert len(config.deployments) == 1
-    assert "wildcard" in config.warnings[0] and config.warnings[0].startswith("model_list[1]")
+    assert [(d.group, d.model, d.wildcard) for d in config.deployments] == [
+        ("g", "gemini-2.5-flash", False), ("gemini/*", "*", True)]
+    assert not any("wildcard" in w for w in config.warnings)
 
 
 def test_fallback_to_a_group_that_was_skipped_is_dropped_with_a_warning():
@@ -426,7 +427,7 @@ def test_known_litellm_settings_keymux_ignores_get_a_softer_warning():
     config = parse(doc)
     assert config.warnings == (
         "model_list[0].litellm_params.api_version: LiteLLM setting not supported by keymux, ignored",
-        "router_settings.enable_pre_call_checks: LiteLLM setting not supported by keymux, ignored",
+        "router_settings.enable_pre_call_checks: accepted, no effect in keymux",
     )
 
 

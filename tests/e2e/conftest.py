@@ -49,7 +49,9 @@ async def make_stack() -> AsyncIterator[StackFactory]:
         openai_emu = OpenAIEmulator(openai_keys or {}, clock=clock)
         gemini_url = await gemini.serve()
         openai_url = await openai_emu.serve()
-        full_env = {"KEYMUX_GEMINI_API_BASE": gemini_url, "KEYMUX_OPENAI_API_BASE": f"{openai_url}/v1", **(env or {})}
+        # "{openai}" in an env value: the OpenAI emulator's URL (for a vendor's GROQ_API_BASE and the like)
+        own = {k: v.replace("{openai}", openai_url) for k, v in (env or {}).items()}
+        full_env = {"KEYMUX_GEMINI_API_BASE": gemini_url, "KEYMUX_OPENAI_API_BASE": f"{openai_url}/v1", **own}
         if master_key is not None:
             doc = {**doc, "general_settings": {**doc.get("general_settings", {}), "master_key": master_key}}
         config = parse_config(doc, env=full_env)

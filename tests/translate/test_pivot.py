@@ -116,6 +116,9 @@ class _Dep:
     model = "upstream-model"
     api_base = "http://127.0.0.1:9"
     api_key = "sk-test-not-a-real-key"
+    id = "g/0"
+    defaults = ()  # no per-deployment default params
+    vendor = api_version = None
 
 
 BODIES = {"openai": {"messages": [{"role": "user", "content": "hi"}]},
