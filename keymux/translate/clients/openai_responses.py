@@ -36,7 +36,7 @@ __all__ = ["StreamEncoder", "body_from_stream", "decode_request", "encode_error"
 _HARMLESS = frozenset({
     "model", "stream", "stream_options", "store", "metadata", "user", "parallel_tool_calls", "service_tier",
     "include", "truncation", "prompt_cache_key", "safety_identifier", "prompt_cache_retention", "top_logprobs",
-    "background",
+    "background", "client_metadata",
 })
 _MAPPED = frozenset({"input", "instructions", "tools", "tool_choice", "text", "reasoning", "max_output_tokens",
                      "temperature", "top_p"})
@@ -271,6 +271,9 @@ def _tools(tools: Any, drop_params: bool, target: Target) -> list[p.Tool]:
         if not isinstance(tool, dict):
             raise BadRequest(f"{where} must be an object", param=where)
         kind = tool.get("type")
+        if kind == "namespace":  # a named group of function tools (Codex sends them): its functions, flat
+            out.extend(_tools(tool.get("tools"), drop_params, target))
+            continue
         if kind != "function":
             if drop_params:
                 continue
