@@ -103,7 +103,7 @@ class ResponsesAnswer:
     def usage(self) -> dict[str, Any]:
         reasoning = REASONING_TOKENS if self.reasoning else 0
         output = self.completion + reasoning
-        return {"input_tokens": self.prompt, "input_tokens_details": {"cached_tokens": 0},
+        return {"input_tokens": self.prompt, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                 "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning},
                 "total_tokens": self.prompt + output}
 

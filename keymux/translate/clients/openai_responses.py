@@ -260,19 +260,19 @@ class _Input:
         return p.Part(p.THINKING, text, signature or None)
 
 
-def _tools(tools: Any, drop_params: bool, target: Target) -> list[p.Tool]:
+def _tools(tools: Any, drop_params: bool, target: Target, at: str = "tools") -> list[p.Tool]:
     if tools is None:
         return []
     if not isinstance(tools, list):
-        raise BadRequest("'tools' must be an array", param="tools")
+        raise BadRequest(f"'{at}' must be an array", param=at)
     out = []
     for i, tool in enumerate(tools):
-        where = f"tools[{i}]"
+        where = f"{at}[{i}]"
         if not isinstance(tool, dict):
             raise BadRequest(f"{where} must be an object", param=where)
         kind = tool.get("type")
         if kind == "namespace":  # a named group of function tools (Codex sends them): its functions, flat
-            out.extend(_tools(tool.get("tools"), drop_params, target))
+            out.extend(_tools(tool.get("tools"), drop_params, target, f"{where}.tools"))
             continue
         if kind != "function":
             if drop_params:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import orjson
 
-from keymux.ids import new_id
 from keymux.translate import pivot as p
 from keymux.translate._json import Json
 from keymux.translate.tool_calls import derive_call_id, join_tool_call_id
@@ -13,14 +12,15 @@ from keymux.translate.tool_calls import derive_call_id, join_tool_call_id
 _INCOMPLETE = {p.LENGTH: "max_output_tokens", p.CONTENT_FILTER: "content_filter"}
 
 
-def item_id(prefix: str) -> str:
-    return f"{prefix}_{new_id()}"
+def item_id(prefix: str, response_id: str, index: int) -> str:
+    """The id of the index-th output item: unique as long as response ids are, and reproducible."""
+    return f"{prefix}_{response_id.removeprefix('resp_')}_{index}"
 
 
 def usage_doc(usage: p.Usage) -> Json:
     return {
         "input_tokens": usage.prompt,
-        "input_tokens_details": {"cached_tokens": usage.cached},
+        "input_tokens_details": {"cached_tokens": usage.cached, "cache_write_tokens": 0},  # Gemini reports none
         "output_tokens": usage.completion,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning},
         "total_tokens": usage.total,
@@ -75,7 +75,7 @@ def output_items(parts: list[p.Part], response_id: str) -> list[Json]:
             if last is not None and last["type"] == "message":
                 last["content"][0]["text"] += part.text
             else:
-                out.append(message_item(item_id("msg"), part.text, "completed"))
+                out.append(message_item(item_id("msg", response_id, len(out)), part.text, "completed"))
         elif kind == p.THINKING:
             if last is not None and last["type"] == "reasoning" and "encrypted_content" not in last:
                 if part.text:
@@ -87,10 +87,10 @@ def output_items(parts: list[p.Part], response_id: str) -> list[Json]:
                 if part.signature:
                     last["encrypted_content"] = part.signature
             else:
-                out.append(reasoning_item(item_id("rs"), part.text, part.signature))
+                out.append(reasoning_item(item_id("rs", response_id, len(out)), part.text, part.signature))
         elif kind == p.TOOL_CALL:
-            out.append(call_item(item_id("fc"), part, call_id_of(part, response_id, calls), arguments_of(part),
-                                 "completed"))
+            iid = item_id("fc", response_id, len(out))
+            out.append(call_item(iid, part, call_id_of(part, response_id, calls), arguments_of(part), "completed"))
             calls += 1
     return out
 

@@ -151,7 +151,8 @@ class StreamEncoder:
         elif kind == p.TOOL_CALL:
             self._close(out)
             index = len(self._output)
-            iid, call_id, arguments = item_id("fc"), call_id_of(part, self._id, self._calls), arguments_of(part)
+            iid, call_id = item_id("fc", self._id, index), call_id_of(part, self._id, self._calls)
+            arguments = arguments_of(part)
             self._calls += 1
             out.append(self._event("response.output_item.added", output_index=index,
                                    item=call_item(iid, part, call_id, "", "in_progress")))
@@ -165,7 +166,8 @@ class StreamEncoder:
 
     def _begin(self, kind: str, out: list[Json]) -> _Open:
         self._close(out)
-        opened = self._open = _Open(kind, item_id("msg" if kind == "message" else "rs"), len(self._output))
+        index = len(self._output)
+        opened = self._open = _Open(kind, item_id("msg" if kind == "message" else "rs", self._id, index), index)
         item = message_item(opened.id, None, "in_progress") if kind == "message" else reasoning_item(opened.id, None,
                                                                                                    None)
         out.append(self._event("response.output_item.added", output_index=opened.index, item=item))
