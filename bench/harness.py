@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import cold_start, instructions
+from bench import cold_start, instructions, responses_rows
 from bench.load import Result, have_wrk, run_load
 from keymux.translate.clients import openai_chat
 from keymux.translate.providers import gemini as gemini_codec
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cold-start", type=float, default=None, metavar="S",
                    help="seconds per cold-start measurement (default 2; --quick 1; 0 skips it): fresh keymux "
                         "processes, 3 keys without declared limits vs declared, 50 connections, upstream 20 ms")
+    p.add_argument("--no-responses", action="store_true", help="skip the /v1/responses rows (json, stream)")
     p.add_argument("--startups", type=int, default=3, help="start-up measurements (median reported)")
     p.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and the ledger (temp dir)")
@@ -276,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
 
         summary = summarize(table, conns_list, startups, results["rss_mb"])  # type: ignore[arg-type]
         results["summary"] = summary
+        if not args.no_responses:
+            results["responses"] = responses_rows.measure(
+                base_port, km_port, MASTER, connections=max(conns_list), per_round_s=per_round_s, rounds=rounds,
+                tool=tool, cpus=up_cpu, http=http, median=median_round, row=fmt_row)
 
         cold_s = args.cold_start if args.cold_start is not None else 1.0 if args.quick else 2.0
         if cold_s > 0:

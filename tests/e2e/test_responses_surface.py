@@ -175,3 +175,27 @@ async def test_without_the_v1_prefix_and_gateway_auth(stack: Stack) -> None:
         async with session.post(f"{stack.base}/v1/responses", json={"model": "chat", "input": "hi"},
                                 headers={"authorization": "Bearer sk-wrong"}) as resp:
             assert resp.status == 401 and (await resp.json())["error"]["type"] == "authentication_error"
+
+
+async def test_a_stream_broken_after_its_first_byte_ends_in_error_and_response_failed(
+        make_stack: StackFactory) -> None:
+    stack = await gemini_stack(make_stack)
+    stack.gemini.inject(None, "midstream")
+    stream = await stack.openai().responses.create(model="chat", input="hello there", stream=True)
+    events = [event async for event in stream]
+    types = [e.type for e in events]
+    assert types[0] == "response.created" and "response.output_text.delta" in types
+    assert types[-2:] == ["error", "response.failed"] and "response.completed" not in types
+    assert events[-1].response.status == "failed" and events[-1].response.error.message
+    assert stack.gemini.count(endpoint="streamGenerateContent") == 1  # text reached the client: no second key
+
+
+async def test_upstream_errors_before_the_first_byte_come_back_in_openai_shape(make_stack: StackFactory) -> None:
+    stack = await make_stack({"model_list": gemini_group("chat", ["k1"], model=GEMINI3)}, gemini_keys={"k1": EmuKey()})
+    with pytest.raises(APIStatusError) as err:
+        await stack.openai().responses.create(model="chat", tools=[WEATHER], input=[
+            {"role": "user", "content": "weather?"},
+            {"type": "function_call", "call_id": "call_x", "name": "get_weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_x", "output": "1"}])
+    assert err.value.status_code == 400
+    assert err.value.body["type"] == "invalid_request_error" and "thought_signature" in err.value.body["message"]
