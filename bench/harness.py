@@ -111,7 +111,9 @@ class Procs:
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logdir / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        # PYTHONPATH: the keymux of this tree, even when the venv's `keymux` script was installed from another
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
                                 cwd=ROOT, start_new_session=True)
         log.close()
         self.procs.append(proc)
