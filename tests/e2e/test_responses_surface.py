@@ -199,3 +199,14 @@ async def test_upstream_errors_before_the_first_byte_come_back_in_openai_shape(m
             {"type": "function_call_output", "call_id": "call_x", "output": "1"}])
     assert err.value.status_code == 400
     assert err.value.body["type"] == "invalid_request_error" and "thought_signature" in err.value.body["message"]
+
+
+async def test_metrics_count_responses_by_surface(stack: Stack) -> None:
+    answer = await stack.openai().responses.create(model="chat", input="hello there")
+    assert answer.usage is not None
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{stack.base}/metrics", headers={"authorization": "Bearer sk-master"}) as resp:
+            text = await resp.text()
+    lines = [line for line in text.splitlines() if line.startswith("keymux_requests_total{")]
+    assert any('surface="openai_responses"' in line and 'status="200"' in line and line.endswith(" 1")
+               for line in lines), lines
