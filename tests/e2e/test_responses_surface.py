@@ -210,3 +210,13 @@ async def test_metrics_count_responses_by_surface(stack: Stack) -> None:
     lines = [line for line in text.splitlines() if line.startswith("keymux_requests_total{")]
     assert any('surface="openai_responses"' in line and 'status="200"' in line and line.endswith(" 1")
                for line in lines), lines
+
+
+@pytest.mark.parametrize("fault", ["503", "array429"])
+async def test_a_failing_key_is_retried_on_another(stack: Stack, fault: str) -> None:
+    emulator = stack.gemini if stack.config.deployments[0].provider == "gemini" else stack.openai_emu
+    emulator.inject(None, fault)
+    answer = await stack.openai().responses.create(model="chat", input="hello there")
+    assert answer.output_text == "Echo: hello there"
+    assert [c.status for c in emulator.calls] == [503 if fault == "503" else 429, 200]
+    assert len({c.key for c in emulator.calls}) == 2
