@@ -180,7 +180,7 @@ async def test_without_the_v1_prefix_and_gateway_auth(stack: Stack) -> None:
 async def test_a_stream_broken_after_its_first_byte_ends_in_error_and_response_failed(
         make_stack: StackFactory) -> None:
     stack = await gemini_stack(make_stack)
-    stack.gemini.inject(None, "midstream")
+    stack.gemini.inject(None, "midstream")  # one good event, a pause, then the error
     stream = await stack.openai().responses.create(model="chat", input="hello there", stream=True)
     events = [event async for event in stream]
     types = [e.type for e in events]
@@ -188,6 +188,17 @@ async def test_a_stream_broken_after_its_first_byte_ends_in_error_and_response_f
     assert types[-2:] == ["error", "response.failed"] and "response.completed" not in types
     assert events[-1].response.status == "failed" and events[-1].response.error.message
     assert stack.gemini.count(endpoint="streamGenerateContent") == 1  # text reached the client: no second key
+
+
+async def test_an_openai_stream_that_fails_in_its_first_read_is_retried_on_another_key(
+        make_stack: StackFactory) -> None:
+    stack = await openai_stack(make_stack)
+    stack.openai_emu.inject(None, "midstream")  # three events and an `error` event, all in one read
+    stream = await stack.openai().responses.create(model="chat", input="hello there", stream=True)
+    types = [event.type async for event in stream]
+    assert types[0] == "response.created" and types[-1] == "response.completed" and "error" not in types
+    assert [c.kind for c in stack.openai_emu.calls] == ["midstream", "ok"]
+    assert len({c.key for c in stack.openai_emu.calls}) == 2
 
 
 async def test_upstream_errors_before_the_first_byte_come_back_in_openai_shape(make_stack: StackFactory) -> None:
