@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from bench.baseline_responses import add_responses_route
 from keymux.translate.clients import openai_chat
 from keymux.translate.providers import gemini
 from keymux.translate.sse import SSEDecoder
@@ -84,6 +85,7 @@ def make_app(upstream: str, keys: list[str]) -> web.Application:
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_post("/v1/chat/completions", chat)
+    add_responses_route(app, base, rotation, session_key)
     app.router.add_get("/health/readiness", ready)
     return app
 

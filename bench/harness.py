@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import cold_start, instructions
+from bench import cold_start, instructions, responses_rows
 from bench import interactions as interactions_row
 from bench.load import Result, have_wrk, run_load
 from keymux.translate.clients import openai_chat
@@ -112,7 +112,9 @@ class Procs:
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logdir / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        # PYTHONPATH: the keymux of this tree, even when the venv's `keymux` script was installed from another
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
                                 cwd=ROOT, start_new_session=True)
         log.close()
         self.procs.append(proc)
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cold-start", type=float, default=None, metavar="S",
                    help="seconds per cold-start measurement (default 2; --quick 1; 0 skips it): fresh keymux "
                         "processes, 3 keys without declared limits vs declared, 50 connections, upstream 20 ms")
+    p.add_argument("--no-responses", action="store_true", help="skip the /v1/responses rows (json, stream)")
     p.add_argument("--startups", type=int, default=3, help="start-up measurements (median reported)")
     p.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and the ledger (temp dir)")
@@ -280,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         results["interactions"] = interactions_row.measure(km_port, "bench-chat", MASTER,
                                                            connections=max(conns_list), duration=per_round_s,
                                                            rounds=rounds, tool=tool, cpus=up_cpu)
+        if not args.no_responses:
+            results["responses"] = responses_rows.measure(
+                base_port, km_port, MASTER, connections=max(conns_list), per_round_s=per_round_s, rounds=rounds,
+                tool=tool, cpus=up_cpu, http=http, median=median_round, row=fmt_row)
 
         cold_s = args.cold_start if args.cold_start is not None else 1.0 if args.quick else 2.0
         if cold_s > 0:

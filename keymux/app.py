@@ -34,6 +34,7 @@ from keymux.surfaces import gemini as gemini_surface
 from keymux.surfaces import gemini_caches_batches, gemini_files, gemini_interactions
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
+from keymux.surfaces import openai_responses as responses_surface
 from keymux.surfaces import ui as ui_surface
 from keymux.surfaces.common import CLIENT_API, ClientAPI, render_error, request_id
 from keymux.uploads import UPLOADS, Uploads
@@ -150,6 +151,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     openai_surface.add_routes(app)
+    responses_surface.add_routes(app)
     gemini_surface.add_routes(app)
     gemini_interactions.add_routes(app)
     gemini_files.add_routes(app)

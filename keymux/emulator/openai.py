@@ -1,4 +1,4 @@
-"""A local emulator of the OpenAI API (chat completions, models, embeddings).
+"""A local emulator of the OpenAI API (chat completions, responses, models, embeddings).
 
     emu = OpenAIEmulator({"sk-a": EmuKey(rpm=3)}, clock=FakeClock())
     base = await emu.serve()   # use base + "/v1" as the SDK's base_url
@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from keymux.emulator import openai_responses as R
 from keymux.emulator import openai_wire as O
 from keymux.emulator.base import EmulatorBase
 from keymux.emulator.gemini_wire import embedding_values
@@ -63,6 +64,7 @@ class OpenAIEmulator(EmulatorBase):
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/responses", self._responses)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
         app.router.add_get("/_emulator/stats", self._stats_handler)
@@ -211,6 +213,46 @@ class OpenAIEmulator(EmulatorBase):
             await resp.write(b"data: " + orjson.dumps(c) + b"\n\n")
         if fault != "midstream":
             await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        endpoint = "responses"
+        key, model, req, stream, refused = await self._admit(request, endpoint)
+        if refused is not None:
+            return refused
+        bad = R.validate(req)
+        if bad is not None:
+            self._log(key, model, bad[0], "bad_request", stream, endpoint)
+            return _json(bad[1], bad[0])
+        popped = self.faults.pop(key)
+        fault = popped[1] if popped else None
+        if fault is not None and fault != "midstream":
+            return await self._fault(fault, key, model, stream, endpoint)
+        answer = R.ResponsesAnswer(req)
+        refused = self._quota(key, model, answer.prompt, stream, endpoint, popped)
+        if refused is not None:
+            return refused
+        headers = self._limit_headers(key, model)
+        seq = self._next_id()
+        rid, created = f"resp_emu{seq:016x}", int(self.clock.time())
+        if not stream:
+            if fault == "midstream":
+                self._log(key, model, 500, "internal", False, endpoint)
+                return _json(O.server_error_body(), 500, headers)
+            self._log(key, model, 200, "ok", False, endpoint)
+            return _json(answer.response(req, rid, created, model, seq), 200, headers)
+        events = answer.events(req, rid, created, model, seq)
+        self._log(key, model, 200, "midstream" if fault else "ok", True, endpoint)
+        resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
+        if fault == "midstream":
+            resp.force_close()
+            events = events[:3] + [{"type": "error", "sequence_number": 3, "code": "server_error",
+                                    "message": "The server had an error while processing your request.",
+                                    "param": None}]
+        await resp.prepare(request)
+        for event in events:
+            await resp.write(R.frame(event))
         await resp.write_eof()
         return resp
 

@@ -16,6 +16,7 @@ from keymux.exchange.base import Exchange, StreamBroken, StreamTranslator, Usage
 from keymux.exchange.gemini_gemini import GeminiPassthrough
 from keymux.exchange.gemini_resources import GeminiResource
 from keymux.exchange.openai_openai import OpenAIPassthrough
+from keymux.exchange.openai_responses import OpenAIResponsesPassthrough
 from keymux.exchange.translating import TranslatingExchange
 from keymux.translate.registry import CLIENTS, PROVIDERS
 
@@ -32,6 +33,8 @@ def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: byt
         if provider != "gemini":
             raise BadRequest(f"{method} is only available for model groups served by Gemini keys")
         return GeminiResource(body, raw, path, http_method)
+    if surface == "openai_responses" and provider == "openai":
+        return OpenAIResponsesPassthrough(body)
     if surface == provider:
         if surface == "gemini":
             return GeminiPassthrough(body, raw, method)

@@ -7,7 +7,7 @@ Keys are the surface names (keymux/surfaces) and the provider names of the confi
 from __future__ import annotations
 
 from keymux.translate.clients import gemini as gemini_client
-from keymux.translate.clients import openai_chat
+from keymux.translate.clients import openai_chat, openai_responses
 from keymux.translate.codecs import ClientCodec, ProviderCodec
 from keymux.translate.providers import gemini as gemini_provider
 from keymux.translate.providers import openai as openai_provider
@@ -15,6 +15,7 @@ from keymux.translate.providers import openai as openai_provider
 CLIENTS: dict[str, ClientCodec] = {
     "openai": openai_chat,
     "gemini": gemini_client,
+    "openai_responses": openai_responses,
 }
 PROVIDERS: dict[str, ProviderCodec] = {
     "gemini": gemini_provider,

@@ -60,6 +60,11 @@ def test_harness_tiny_run(tmp_path: Path) -> None:
     assert all(len(run["rounds_rps"]) == 2 and run["rps"] in run["rounds_rps"] for run in results["runs"])
     assert {"startup_median_s", "added_p50_ms_json", "throughput_ratio_stream_1"} <= set(results["summary"])
     assert results["rss_mb"]["keymux"] > 0
+    responses = results["responses"]  # the /v1/responses rows against the baseline's same translation
+    for mode in ("json", "stream"):
+        assert responses[f"throughput_ratio_{mode}"] > 0
+        for target in ("baseline", "keymux"):
+            assert responses[f"{target}_{mode}"]["requests"] > 0 and responses[f"{target}_{mode}"]["errors"] == 0
 
 
 def test_workers_without_shared_state_are_refused(tmp_path: Path) -> None:

@@ -122,7 +122,8 @@ class _Dep:
 
 
 BODIES = {"openai": {"messages": [{"role": "user", "content": "hi"}]},
-          "gemini": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}}
+          "gemini": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+          "openai_responses": {"input": "hi"}}
 
 
 @pytest.mark.parametrize("surface", sorted(CLIENTS))
