@@ -16,6 +16,7 @@ from aiohttp import web
 
 from keymux.cache import CachedHandler, ResponseCache, make_cache
 from keymux.clients import ClientGate, Registry, make_counters
+from keymux.clients.gauges import budget_gauges
 from keymux.clock import Clock, SystemClock
 from keymux.config.schema import Config
 from keymux.errors import KeymuxError, NotFound
@@ -71,6 +72,7 @@ class Gateway:
         self.clients.load_config(config.virtual_keys, self.clock.time())
         self.live.on_swap.append(self.clients.swapped)
         self.gate = ClientGate(self.relay, self.clients, self.live, self.clock)
+        self.metrics.extra.append(budget_gauges(self.clients))
         # Told once per finished request: the access log line, then the ledger row and metrics, then the
         # gateway key's tokens and spend.
         self.pipeline = Pipeline(self.gate, self.clock,

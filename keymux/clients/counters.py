@@ -55,6 +55,10 @@ class Counters(Protocol):
 
     async def used(self, client: GatewayClient, now: float) -> Used: ...
 
+    def last(self, name: str) -> Used | None:
+        """What the key had used when last seen here, without a round trip (for /metrics)."""
+        ...
+
     async def forget(self, name: str) -> None: ...
 
 
@@ -124,6 +128,9 @@ class MemoryCounters:
 
     def used_now(self, client: GatewayClient, now: float) -> Used:
         return self._rolled(client, now)
+
+    def last(self, name: str) -> Used | None:
+        return self._used.get(name)
 
     async def restore(self, client: GatewayClient, spent: float, now: float) -> None:
         """Spend of this period so far, read back from the ledger at start (this process's counts are new)."""

@@ -35,7 +35,7 @@ class ClientGate:
         self.clock = clock
         self._held: dict[int, str] = {}  # id(trace) -> client name, while the request holds a slot
         self._indexed: Snapshot | None = None
-        self._by_key: dict[tuple[str, str], DeploymentConfig] = {}
+        self._by_key: dict[tuple[str, str, str], DeploymentConfig] = {}
         self._alerted: dict[str, float] = {}  # client -> budget period start its soft-budget alert was for
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -72,7 +72,7 @@ class ClientGate:
             return
         cost = 0.0
         if trace.key is not None and trace.usage is not None:
-            cfg = self._deployment(trace.key, trace.upstream_model or "")
+            cfg = self._deployment(trace.request.group, trace.key, trace.upstream_model or "")
             cost = cost_of(cfg, trace.upstream_model, trace.usage).cost
         self._free(trace, trace.usage.total if trace.usage else 0, cost)
 
@@ -112,12 +112,16 @@ class ClientGate:
         log.warning("gateway key '%s' passed its soft budget of $%.2f: $%.4f spent this period",
                     client.name, client.soft_budget, spent)
 
-    def _deployment(self, fingerprint: str, model: str) -> DeploymentConfig | None:
+    def _deployment(self, group: str, fingerprint: str, model: str) -> DeploymentConfig | None:
+        """The deployment that answered: one key may serve several groups at different prices."""
         snapshot = self.live.snapshot
         if snapshot is not self._indexed:
-            self._by_key = {(d.fingerprint, d.model): d.cfg for ds in snapshot.groups.values() for d in ds}
+            self._by_key = {(name, d.fingerprint, d.model): d.cfg for name, ds in snapshot.groups.items() for d in ds}
             self._indexed = snapshot
-        return self._by_key.get((fingerprint, model))
+        found = self._by_key.get((group, fingerprint, model))
+        if found is None:  # a fallback group answered
+            found = next((c for (_, f, m), c in self._by_key.items() if f == fingerprint and m == model), None)
+        return found
 
     async def drain(self) -> None:
         """Wait for settlements still being written (tests, shutdown)."""

@@ -37,17 +37,18 @@ table.insert(state, 1, 1)
 return state
 """
 
-# KEYS: minute tokens, spend, in flight; ARGV: tokens, usd, minute ttl, spend ttl (0: none)
+# KEYS: minute requests, minute tokens, day requests, spend, in flight; ARGV: tokens, usd, minute ttl, spend ttl
+# Returns what is used after it (the gauges and soft-budget alerts read it: no second round trip).
 _SETTLE = """
-if tonumber(redis.call('GET', KEYS[3]) or '0') > 0 then redis.call('DECR', KEYS[3]) end
+if tonumber(redis.call('GET', KEYS[5]) or '0') > 0 then redis.call('DECR', KEYS[5]) end
 if tonumber(ARGV[1]) > 0 then
-  redis.call('INCRBY', KEYS[1], ARGV[1]) redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('INCRBY', KEYS[2], ARGV[1]) redis.call('EXPIRE', KEYS[2], ARGV[3])
 end
 if tonumber(ARGV[2]) > 0 then
-  redis.call('INCRBYFLOAT', KEYS[2], ARGV[2])
-  if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+  redis.call('INCRBYFLOAT', KEYS[4], ARGV[2])
+  if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[4], ARGV[4]) end
 end
-return 1
+return redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 """
 
 DAY_TTL = 2 * 86400
@@ -60,6 +61,7 @@ class RedisCounters:
         self.namespace = settings.namespace
         self._redis: Any = None
         self._refused: dict[str, int] = {}  # refusals seen by this replica (for its admin API and metrics)
+        self._last: dict[str, Used] = {}  # what each key had used when this replica last looked
 
     async def start(self) -> None:
         from keymux.pool.redis import make_client  # imports redis: only when configured
@@ -94,7 +96,7 @@ class RedisCounters:
         ok, *state = await self._admit(keys=keys, args=args)
         if ok:
             return
-        used = self._used(client, now, state)
+        used = self._last[client.name] = self._used(client, now, state)
         refused = refusal(client, used, now)
         self._refused[client.name] = self._refused.get(client.name, 0) + 1
         if refused is not None:
@@ -102,11 +104,16 @@ class RedisCounters:
 
     async def settle(self, client: GatewayClient, tokens: int, cost: float, now: float) -> None:
         keys, spend_ttl = self._keys(client, now)
-        await self._settle(keys=[keys[1], keys[3], keys[4]], args=[tokens, repr(cost), MINUTE_TTL, spend_ttl])
+        state = await self._settle(keys=keys, args=[tokens, repr(cost), MINUTE_TTL, spend_ttl])
+        self._last[client.name] = self._used(client, now, state)
 
     async def used(self, client: GatewayClient, now: float) -> Used:
         keys, _ = self._keys(client, now)
-        return self._used(client, now, await self._redis.mget(keys))
+        used = self._last[client.name] = self._used(client, now, await self._redis.mget(keys))
+        return used
+
+    def last(self, name: str) -> Used | None:
+        return self._last.get(name)
 
     def _used(self, client: GatewayClient, now: float, state: list[Any]) -> Used:
         mr, mt, dr, sp, fl = (v or 0 for v in state)
@@ -118,6 +125,7 @@ class RedisCounters:
 
     async def forget(self, name: str) -> None:
         self._refused.pop(name, None)
+        self._last.pop(name, None)
         keys = [k async for k in self._redis.scan_iter(match=f"{self.namespace}:client:{name}:*")]
         if keys:
             await self._redis.delete(*keys)
