@@ -20,7 +20,7 @@ from keymux.clients.gauges import budget_gauges
 from keymux.clock import Clock, SystemClock
 from keymux.config.schema import Config
 from keymux.errors import KeymuxError, NotFound
-from keymux.ledger import open_ledger
+from keymux.ledger import LedgerUnavailable, open_ledger
 from keymux.ledger.recorder import Recorder
 from keymux.live import Live, build_snapshot
 from keymux.metrics import Metrics
@@ -101,7 +101,11 @@ class Gateway:
         if self.cache is not None:
             self.gate.inner = CachedHandler(self.relay, self.cache)
         await self.ledger.start()
-        await self.clients.start(self.clock.time())
+        await self.clients.start()
+        try:
+            await self.clients.load_stored(self.clock.time())
+        except LedgerUnavailable as e:  # keys from the config file still work; run-time keys come back with it
+            log.error("gateway keys made at run time are not loaded: %s", e)
         await self.changes.load()
         await restore_disables(self.ledger, self.pool)  # the deployments are known by now
 

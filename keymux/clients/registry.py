@@ -78,11 +78,11 @@ class Registry:
                     start, _ = period_bounds(client.budget.period, now, zone(client.timezone))
                     await self.counters.restore(client, await self.store.client_spend(client.name, start), now)
 
-    async def start(self, now: float) -> None:
+    async def start(self) -> None:
+        """The counters' connection (Redis); then `load_stored`, which needs the ledger database."""
         start = getattr(self.counters, "start", None)
         if start is not None:
             await start()
-        await self.load_stored(now)
 
     async def stop(self) -> None:
         stop = getattr(self.counters, "stop", None)

@@ -18,6 +18,7 @@ own `/key/info`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -26,7 +27,8 @@ from aiohttp import web
 from keymux.clients.counters import used_doc
 from keymux.clients.model import GatewayClient, from_litellm, iso
 from keymux.clients.registry import Registry
-from keymux.errors import BadRequest, Forbidden, NotFound
+from keymux.errors import BadRequest, Forbidden, NotFound, Unavailable
+from keymux.ledger import LedgerUnavailable
 from keymux.surfaces.admin import ADMIN
 from keymux.surfaces.common import GATEWAY_KEYS, JSON, check_auth, check_master, client_key, read_json
 
@@ -205,8 +207,22 @@ async def key_list(request: web.Request) -> web.Response:
                   "total_pages": max(1, -(-len(clients) // size))})
 
 
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _db(handler: Route) -> Route:
+    """A database that is down answers 503 in the admin API's shape (a change is not half made: the store
+    is written before memory)."""
+    async def run(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except LedgerUnavailable as e:
+            raise Unavailable(f"the ledger database, where gateway keys are kept, is unavailable: {e}") from None
+    return run
+
+
 def add_routes(app: web.Application) -> None:
-    r = app.router
+    r = _Router(app.router)
     r.add_get("/admin/clients", list_clients)
     r.add_post("/admin/clients", create_client)
     r.add_get("/admin/clients/{name}", get_client)
@@ -221,3 +237,22 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/key/update", key_update)
     r.add_post("/key/delete", key_delete)
     r.add_get("/key/list", key_list)
+
+
+class _Router:
+    """Every route through `_db`."""
+
+    def __init__(self, router: web.UrlDispatcher) -> None:
+        self.router = router
+
+    def add_get(self, path: str, handler: Route) -> None:
+        self.router.add_get(path, _db(handler))
+
+    def add_post(self, path: str, handler: Route) -> None:
+        self.router.add_post(path, _db(handler))
+
+    def add_patch(self, path: str, handler: Route) -> None:
+        self.router.add_patch(path, _db(handler))
+
+    def add_delete(self, path: str, handler: Route) -> None:
+        self.router.add_delete(path, _db(handler))
