@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from keymux.clients.model import GatewayClient, iso
-from keymux.clients.periods import day_bounds, minute_bounds, period_bounds, zone
+from keymux.clients.periods import day_bounds, period_bounds, zone
 from keymux.clients.refusals import BudgetSpent, ClientLimited
 
 
@@ -32,16 +32,24 @@ class Used:
     spent: float = 0.0
     in_flight: int = 0
     refused: int = 0
+    # When each window ends: rolling is one comparison until then (no calendar arithmetic per request).
+    day_end: float = -1.0
+    period_end: float | None = -1.0
+    budget_period: str = ""  # the period the period window is for (a changed budget recomputes it)
 
-    def roll(self, client: GatewayClient, now: float, tz: ZoneInfo) -> None:
-        minute, _ = minute_bounds(now)
-        if minute != self.minute:
-            self.minute, self.minute_requests, self.minute_tokens = minute, 0, 0
-        day, _ = day_bounds(now, tz)
-        if day != self.day:
-            self.day, self.day_requests = day, 0
-        if client.budget is not None:
-            period, _ = period_bounds(client.budget.period, now, tz)
+    def roll(self, client: GatewayClient, now: float, tz: ZoneInfo | None = None) -> None:
+        if now >= self.minute + 60.0 or now < self.minute:
+            self.minute, self.minute_requests, self.minute_tokens = now - now % 60.0, 0, 0
+        if now >= self.day_end or now < self.day:
+            tz = tz or zone(client.timezone)
+            day, self.day_end = day_bounds(now, tz)
+            if day != self.day:
+                self.day, self.day_requests = day, 0
+        budget = client.budget
+        if budget is not None and (budget.period != self.budget_period or now < self.period
+                                   or (self.period_end is not None and now >= self.period_end)):
+            period, self.period_end = period_bounds(budget.period, now, tz or zone(client.timezone))
+            self.budget_period = budget.period
             if period != self.period:
                 self.period, self.spent = period, 0.0
 
@@ -64,7 +72,6 @@ class Counters(Protocol):
 
 def refusal(client: GatewayClient, used: Used, now: float) -> ClientLimited | None:
     """The first limit this request would break, given what is used (already rolled to `now`)."""
-    tz = zone(client.timezone)
     who = f"gateway key '{client.name}'"
     minute_end = used.minute + 60.0
     if client.max_parallel is not None and used.in_flight >= client.max_parallel:
@@ -79,12 +86,12 @@ def refusal(client: GatewayClient, used: Used, now: float) -> ClientLimited | No
                              f"({used.minute_tokens} used; this client's limit, not the pool's)",
                              minute_end - now, "tpm")
     if client.rpd is not None and used.day_requests >= client.rpd:
-        _, day_end = day_bounds(now, tz)
+        _, day_end = day_bounds(now, zone(client.timezone))
         return ClientLimited(f"{who} is over its own limit of {client.rpd} requests per day "
                              f"(resets {iso(day_end)}, {client.timezone}; this client's limit, not the pool's)",
                              day_end - now, "rpd")
     if client.budget is not None and used.spent >= client.budget.usd:
-        _, reset = period_bounds(client.budget.period, now, tz)
+        _, reset = period_bounds(client.budget.period, now, zone(client.timezone))
         when = f"resets {iso(reset)} ({client.timezone})" if reset is not None else "a total budget never resets"
         return BudgetSpent(f"{who} has spent its budget of {client.budget}: ${used.spent:.4f} spent; {when}",
                            None if reset is None else reset - now)
@@ -101,7 +108,7 @@ class MemoryCounters:
         used = self._used.get(client.name)
         if used is None:
             used = self._used[client.name] = Used()
-        used.roll(client, now, zone(client.timezone))
+        used.roll(client, now)
         return used
 
     async def admit(self, client: GatewayClient, now: float) -> None:

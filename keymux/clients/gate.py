@@ -19,7 +19,7 @@ from keymux.clients.refusals import ClientLimited
 from keymux.clients.registry import Registry
 from keymux.clock import Clock
 from keymux.config.schema import DeploymentConfig
-from keymux.errors import Forbidden, Unauthorized
+from keymux.errors import Forbidden, Unauthorized, Unavailable
 from keymux.live import Live, Snapshot
 from keymux.pricing import cost_of
 from keymux.request import Handler, Reply, Request, StreamReply, Trace
@@ -58,6 +58,10 @@ class ClientGate:
         except ClientLimited as e:
             trace.finish(429, "refused", e.message)
             raise
+        except self._outages() as e:  # limits that cannot be checked are not waived: refuse, say why
+            message = f"gateway key limits cannot be checked (shared counters unreachable: {type(e).__name__})"
+            trace.finish(503, "refused", message)
+            raise Unavailable(message) from None
         self._held[id(trace)] = client.name
         try:
             return await self.inner(request, trace)
@@ -101,8 +105,11 @@ class ClientGate:
             if client.soft_budget is not None:
                 used = await self.registry.counters.used(client, now)
                 self._soft_alert(client, used.spent, used.period)
-        except OSError as e:  # the shared counter store is unreachable: the request has been answered anyway
+        except self._outages() as e:  # the shared counter store is unreachable: the request has been answered
             log.error("could not settle usage of gateway key '%s': %s", name, e)
+
+    def _outages(self) -> tuple[type[BaseException], ...]:
+        return getattr(self.registry.counters, "outage_errors", (OSError,))
 
     def _soft_alert(self, client: GatewayClient, spent: float, period: float) -> None:
         """Once per budget period: a log line when a key passes its soft budget (the admin API flags it too)."""

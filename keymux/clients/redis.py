@@ -9,6 +9,7 @@ The overspend bound of keymux/clients/counters.py holds across replicas: spend >
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from keymux.clients.counters import Used, refusal
@@ -60,12 +61,16 @@ class RedisCounters:
         self.settings = settings
         self.namespace = settings.namespace
         self._redis: Any = None
+        self.outage_errors: tuple[type[BaseException], ...] = (OSError,)
         self._refused: dict[str, int] = {}  # refusals seen by this replica (for its admin API and metrics)
         self._last: dict[str, Used] = {}  # what each key had used when this replica last looked
+        self._queue: list[tuple[GatewayClient, int, float, float]] = []
+        self._batch: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        from keymux.pool.redis import make_client  # imports redis: only when configured
+        from keymux.pool.redis import make_client, outage_errors  # imports redis: only when configured
 
+        self.outage_errors = outage_errors()
         self._redis = make_client(self.settings)
         self._admit = self._redis.register_script(_ADMIT)
         self._settle = self._redis.register_script(_SETTLE)
@@ -103,9 +108,31 @@ class RedisCounters:
             raise refused
 
     async def settle(self, client: GatewayClient, tokens: int, cost: float, now: float) -> None:
-        keys, spend_ttl = self._keys(client, now)
-        state = await self._settle(keys=keys, args=[tokens, repr(cost), MINUTE_TTL, spend_ttl])
-        self._last[client.name] = self._used(client, now, state)
+        """Settlements finishing in the same loop tick go in one pipelined round trip (busy: many at once).
+        Until written, a request still counts in flight, so the overspend bound holds."""
+        self._queue.append((client, tokens, cost, now))
+        if self._batch is None:
+            self._batch = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._flush()))
+        await asyncio.shield(self._batch)
+
+    async def _flush(self) -> None:
+        batch, done = self._queue, self._batch
+        self._queue, self._batch = [], None
+        assert done is not None
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for client, tokens, cost, now in batch:
+                keys, spend_ttl = self._keys(client, now)
+                await self._settle(keys=keys, args=[tokens, repr(cost), MINUTE_TTL, spend_ttl], client=pipe)
+            states = await pipe.execute()
+        except Exception as e:  # noqa: BLE001 - handed to every waiting settle() (the gate logs outages)
+            done.set_exception(e)
+            done.exception()  # marked as retrieved: the waiters re-raise it
+            return
+        for (client, _, _, now), state in zip(batch, states):
+            self._last[client.name] = self._used(client, now, state)
+        done.set_result(None)
 
     async def used(self, client: GatewayClient, now: float) -> Used:
         keys, _ = self._keys(client, now)
