@@ -72,6 +72,8 @@ class Counters(Protocol):
 
 def refusal(client: GatewayClient, used: Used, now: float) -> ClientLimited | None:
     """The first limit this request would break, given what is used (already rolled to `now`)."""
+    if not _over(client, used):
+        return None
     who = f"gateway key '{client.name}'"
     minute_end = used.minute + 60.0
     if client.max_parallel is not None and used.in_flight >= client.max_parallel:
@@ -96,6 +98,15 @@ def refusal(client: GatewayClient, used: Used, now: float) -> ClientLimited | No
         return BudgetSpent(f"{who} has spent its budget of {client.budget}: ${used.spent:.4f} spent; {when}",
                            None if reset is None else reset - now)
     return None
+
+
+def _over(client: GatewayClient, used: Used) -> bool:
+    """Any limit reached (the common answer, no: checked without building a message)."""
+    return ((client.max_parallel is not None and used.in_flight >= client.max_parallel)
+            or (client.rpm is not None and used.minute_requests >= client.rpm)
+            or (client.tpm is not None and used.minute_tokens >= client.tpm)
+            or (client.rpd is not None and used.day_requests >= client.rpd)
+            or (client.budget is not None and used.spent >= client.budget.usd))
 
 
 class MemoryCounters:
