@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds per cold-start measurement (default 2; --quick 1; 0 skips it): fresh keymux "
                         "processes, 3 keys without declared limits vs declared, 50 connections, upstream 20 ms")
     p.add_argument("--no-responses", action="store_true", help="skip the /v1/responses rows (json, stream)")
+    p.add_argument("--gateway-key", action="store_true",
+                   help="also measure a gateway key (limits and budget checked on every request) against the master "
+                        "key: json, 16 connections, client counters in memory and in Redis (when 6379 answers)")
     p.add_argument("--startups", type=int, default=3, help="start-up measurements (median reported)")
     p.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and the ledger (temp dir)")
@@ -299,6 +302,14 @@ def main(argv: list[str] | None = None) -> int:
             procs.stop(km)
             results["workers"] = measure_workers(procs, args.workers, km_port, env, targets, duration, tool,
                                                  logdir)
+            km = procs.spawn("keymux", serve, env)
+            wait_ready(f"http://127.0.0.1:{km_port}/health/readiness", km)
+        if args.gateway_key:
+            from bench import gateway_keys
+
+            procs.stop(km)
+            results["gateway_key"] = gateway_keys.measure(procs, km_port, env, targets, duration, rounds, tool,
+                                                          logdir, gw_cpu, up_cpu)
             km = procs.spawn("keymux", serve, env)
             wait_ready(f"http://127.0.0.1:{km_port}/health/readiness", km)
         if args.instructions:

@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from keymux.cache import CachedHandler, ResponseCache, make_cache
+from keymux.clients import ClientGate, Registry, make_counters
+from keymux.clients.gauges import budget_gauges
 from keymux.clock import Clock, SystemClock
 from keymux.config.schema import Config
 from keymux.errors import KeymuxError, NotFound
-from keymux.ledger import open_ledger
+from keymux.ledger import LedgerUnavailable, open_ledger
 from keymux.ledger.recorder import Recorder
 from keymux.live import Live, build_snapshot
 from keymux.metrics import Metrics
@@ -30,13 +32,14 @@ from keymux.relay import Relay
 from keymux.reload import Changes, restore_disables
 from keymux.request import Reply, Request, StreamReply
 from keymux.surfaces import admin as admin_surface
+from keymux.surfaces import clients as clients_surface
 from keymux.surfaces import gemini as gemini_surface
 from keymux.surfaces import gemini_caches_batches, gemini_files, gemini_interactions
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
 from keymux.surfaces import openai_responses as responses_surface
 from keymux.surfaces import ui as ui_surface
-from keymux.surfaces.common import CLIENT_API, ClientAPI, render_error, request_id
+from keymux.surfaces.common import CLIENT_API, GATEWAY_KEYS, ClientAPI, render_error, request_id
 from keymux.uploads import UPLOADS, Uploads
 from keymux.upstream import Client
 
@@ -67,9 +70,16 @@ class Gateway:
         self.ledger = open_ledger(config)
         self.metrics = Metrics()
         self.pool.wait_observers.append(self.metrics.observe_wait)
-        # Told once per finished request: the access log line, then the ledger row and metrics.
-        self.pipeline = Pipeline(self.relay, self.clock,
-                                 [access_line, Recorder(self.live, self.ledger, self.metrics)])
+        # Gateway keys per client (keymux/clients): the gate is outermost, so scope holds for cache hits too.
+        self.clients = Registry(self.ledger, make_counters(config, self.clock), self.clock)
+        self.clients.load_config(config.virtual_keys, self.clock.time())
+        self.live.on_swap.append(self.clients.swapped)
+        self.gate = ClientGate(self.relay, self.clients, self.live, self.clock)
+        self.metrics.extra.append(budget_gauges(self.clients))
+        # Told once per finished request: the access log line, then the ledger row and metrics, then the
+        # gateway key's tokens and spend.
+        self.pipeline = Pipeline(self.gate, self.clock,
+                                 [access_line, Recorder(self.live, self.ledger, self.metrics), self.gate.settle])
         self.changes = Changes(self.live, self.ledger, self.clock)
 
     @property
@@ -92,8 +102,13 @@ class Gateway:
             await self._shared.start(self.pool.wake)
         self.cache = make_cache(self.config.cache, self.clock)
         if self.cache is not None:
-            self.pipeline.handler = CachedHandler(self.relay, self.cache)
+            self.gate.inner = CachedHandler(self.relay, self.cache)
         await self.ledger.start()
+        await self.clients.start()
+        try:
+            await self.clients.load_stored(self.clock.time())
+        except LedgerUnavailable as e:  # keys from the config file still work; run-time keys come back with it
+            log.error("gateway keys made at run time are not loaded: %s", e)
         await self.changes.load()
         await restore_disables(self.ledger, self.pool)  # the deployments are known by now
 
@@ -104,6 +119,8 @@ class Gateway:
             await self._shared.stop()
         if self.cache is not None:
             await self.cache.close()
+        await self.gate.drain()
+        await self.clients.stop()
         await self.ledger.close()  # after the last request: every row is written
 
 
@@ -137,6 +154,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     app[GATEWAY] = gw
     uploads = app[UPLOADS] = Uploads(gw.live, gw.pool)
     app[CLIENT_API] = ClientAPI(gw.live, gw.pipeline.handle, gw.started)
+    app[GATEWAY_KEYS] = gw.clients
     app[health_surface.HEALTH] = health_surface.HealthView(gw.live, gw.pool, gw.clock, gw.state_store)
     app[admin_surface.ADMIN] = admin_surface.Operator(gw.live, gw.pool, gw.ledger, gw.changes, gw.metrics,
                                                       gw.clock)
@@ -158,5 +176,6 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     gemini_caches_batches.add_routes(app)
     health_surface.add_routes(app)
     admin_surface.add_routes(app)
+    clients_surface.add_routes(app)
     ui_surface.add_routes(app)
     return app

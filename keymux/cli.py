@@ -157,8 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
 
     from keymux.admin_cli import add_commands
+    from keymux.clients_cli import add_commands as add_client_commands
 
     add_commands(sub)
+    add_client_commands(sub)
     return parser
 
 

@@ -116,10 +116,22 @@ class Metrics:
                               ("group",), DURATION_BUCKETS)
         self.queue_wait = Histogram("keymux_queue_wait_seconds", "Time requests waited in the queue for a key.",
                                     (), WAIT_BUCKETS)
+        # Gateway keys (keymux/clients): per client name; the master key and an open gateway are not counted.
+        self.client_requests = Counter("keymux_client_requests_total", "Requests per gateway key and outcome "
+                                       "(refused: its own scope, rate limit or budget).", ("client", "outcome"))
+        self.client_tokens = Counter("keymux_client_tokens_total", "Tokens per gateway key.", ("client",))
+        self.client_cost = Counter("keymux_client_cost_usd_total", "USD charged per gateway key.", ("client",))
+        self.extra: list[Callable[[list[str]], None]] = []  # more gauges (gateway keys' budgets), told at render
 
     def observe(self, row: Row, model_of: Callable[[str, str], str]) -> None:
         """One finished request (the same row the ledger writes)."""
         self.requests.inc((row.group, row.surface, row.status, row.outcome))
+        if row.client not in ("master", "open"):
+            self.client_requests.inc((row.client, row.outcome))
+            if row.total_tokens:
+                self.client_tokens.inc((row.client,), row.total_tokens)
+            if row.cost:
+                self.client_cost.inc((row.client,), row.cost)
         attempts = row.attempts
         last = len(attempts) - 1
         for i, (fp, outcome) in enumerate(attempts):
@@ -152,8 +164,11 @@ class Metrics:
 
     def render(self, pool: Pool, ledger: Ledger, now: float) -> str:
         out: list[str] = []
-        for m in (self.requests, self.upstream, self.tokens, self.cost, self.value, self.modal_value):
+        for m in (self.requests, self.upstream, self.tokens, self.cost, self.value, self.modal_value,
+                  self.client_requests, self.client_tokens, self.client_cost):
             m.render(out)
+        for render in self.extra:
+            render(out)
         states: list[tuple[tuple[object, ...], float]] = []
         seen: set[str] = set()
         for deployments in pool.groups.values():

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from keymux.config.access import access_settings
+from keymux.config.clients import virtual_keys
 from keymux.config.deployment import DEFAULT_BASE_ENV, no_effect
 from keymux.config.fields import ConfigError, Fields, describe, join_path, show_name, show_value
 from keymux.config.litellm import Origin, parse_credentials, parse_model_list
@@ -266,6 +267,7 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
                   master_key=master_key, verbose=verbose, max_request_bytes=max_request_bytes, cache=cache,
                   database_url=database_url, metrics_auth=metrics_auth, access=access_settings(gs, f),
                   max_upstream_response_bytes=max_upstream, server=server, max_upload_bytes=upload_limit(gs, f),
+                  virtual_keys=virtual_keys(gs, f),
                   inactive=tuple(f.inactive), warnings=tuple(f.warnings), source=None)
 
 

@@ -137,6 +137,7 @@ class Config:
     max_upload_bytes: int = 2 * 1024 * 1024 * 1024  # one file uploaded through /upload/v1beta/files (Google: 2 GB)
     server: ServerLimits = ServerLimits()
     cache: CacheSettings | None = None  # None: no response cache
+    virtual_keys: tuple[dict, ...] = field(default=(), repr=False)  # gateway keys from the file (config/clients.py)
     # Settings accepted from a LiteLLM config but not active yet ("litellm_settings.cache").
     inactive: tuple[str, ...] = ()
     # Unknown keys and other non-fatal findings, already phrased for a human.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from keymux.config.access import ACCESS_KEYS
+from keymux.config.clients import CLIENT_KEYS
 from keymux.config.fields import ENV_PREFIX, Fields, join_path
 from keymux.config.fields import show_value as sv
 from keymux.config.schema import CacheSettings, Config, RedisSettings, RouterSettings, ServerLimits
@@ -335,6 +336,8 @@ def general_settings(gs: dict, f: Fields) -> tuple[str | None, int, str | None, 
                                   "with sqlite:/// or postgresql://")
         elif key == "metrics_auth":
             metrics_auth = f.boolean(val, path)
+        elif key in CLIENT_KEYS:
+            pass  # read by clients.py
         elif key == "max_request_size_mb":
             max_request_bytes = int(f.number(val, path, positive=True) * 1024 * 1024)
         elif key == "max_upstream_response_mb":

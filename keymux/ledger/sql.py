@@ -46,11 +46,17 @@ def _modal_cost() -> list[str]:
     return ["ALTER TABLE requests ADD COLUMN modal_cost TEXT"]
 
 
+def _gateway_clients(real: str) -> list[str]:
+    # Gateway keys made by the admin API (keymux/clients): one JSON document each, holding the key's hash only.
+    return [f"CREATE TABLE IF NOT EXISTS gateway_clients (name TEXT PRIMARY KEY, doc TEXT NOT NULL, "
+            f"updated {real} NOT NULL)"]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [(1, _ddl("REAL", "INTEGER")), (2, _queue_wait("REAL")), (3, _disables("REAL")),
-               (4, _modal_cost())],
+               (4, _modal_cost()), (5, _gateway_clients("REAL"))],
     "postgres": [(1, _ddl("DOUBLE PRECISION", "BIGINT")), (2, _queue_wait("DOUBLE PRECISION")),
-                 (3, _disables("DOUBLE PRECISION")), (4, _modal_cost())],
+                 (3, _disables("DOUBLE PRECISION")), (4, _modal_cost()), (5, _gateway_clients("DOUBLE PRECISION"))],
 }
 SCHEMA_VERSION = max(v for v, _ in MIGRATIONS["sqlite"])
 
@@ -168,3 +174,8 @@ LIST_DISABLES = "SELECT fingerprint, reason FROM key_disables ORDER BY at, finge
 SET_DISABLE = ("INSERT INTO key_disables (fingerprint, reason, at) VALUES (?, ?, ?) "
                "ON CONFLICT (fingerprint) DO UPDATE SET reason = excluded.reason, at = excluded.at")
 CLEAR_DISABLE = "DELETE FROM key_disables WHERE fingerprint = ?"
+LIST_CLIENTS = "SELECT doc FROM gateway_clients ORDER BY name"
+SAVE_CLIENT = ("INSERT INTO gateway_clients (name, doc, updated) VALUES (?, ?, ?) "
+               "ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, updated = excluded.updated")
+DELETE_CLIENT = "DELETE FROM gateway_clients WHERE name = ?"
+CLIENT_SPEND = ("SELECT client, sum(cost) FROM requests WHERE at >= ? AND client = ? GROUP BY client")

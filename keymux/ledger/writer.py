@@ -284,3 +284,21 @@ class Ledger:
     async def clear_disabled(self, fingerprint: str) -> None:
         await self._open()
         await self.store.execute(sql.CLEAR_DISABLE, (fingerprint,))
+
+    # -- gateway keys made at run time (keymux/clients): documents holding a key's hash, never the key -----
+    async def gateway_clients(self) -> list[str]:
+        await self._open()
+        return [doc for (doc,) in await self.store.fetch(sql.LIST_CLIENTS)]
+
+    async def save_gateway_client(self, name: str, doc: str, at: float) -> None:
+        await self._open()
+        await self.store.execute(sql.SAVE_CLIENT, (name, doc, at))
+
+    async def delete_gateway_client(self, name: str) -> None:
+        await self._open()
+        await self.store.execute(sql.DELETE_CLIENT, (name,))
+
+    async def client_spend(self, name: str, since: float) -> float:
+        """USD a gateway client spent since `since` (its budget period's start), from the rows written."""
+        rows = await self._fetch(sql.CLIENT_SPEND, (since, name))
+        return float(rows[0][1] or 0.0) if rows else 0.0

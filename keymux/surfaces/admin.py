@@ -34,7 +34,7 @@ from keymux.pool.deployment import Deployment
 from keymux.pool.limits import pacific_day_start
 from keymux.reload import Changes
 from keymux.surfaces.client_ip import is_loopback
-from keymux.surfaces.common import JSON, check_auth, read_json
+from keymux.surfaces.common import JSON, check_master, read_json
 
 log = logging.getLogger("keymux.admin")
 
@@ -90,7 +90,7 @@ def _admin(request: web.Request) -> Operator:
     if gw.config.master_key is None:
         _open_without_key(request, gw, "the admin API")
         return gw
-    check_auth(request, gw.config.master_key)
+    check_master(request, gw.config.master_key, read=request.method in ("GET", "HEAD"))
     return gw
 
 
@@ -323,11 +323,12 @@ async def reload(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     gw = request.app[ADMIN]
-    if gw.config.metrics_auth and gw.config.master_key is None:
+    master = gw.config.master_key
+    if gw.config.metrics_auth and master is None:
         _open_without_key(request, gw, "/metrics")
-    elif gw.config.metrics_auth:
+    elif gw.config.metrics_auth and master is not None:
         try:
-            check_auth(request, gw.config.master_key)
+            check_master(request, master, read=True)
         except Unauthorized as e:
             e.message += " (or set general_settings.metrics_auth: false)"
             raise

@@ -15,8 +15,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from keymux.clients.registry import Registry
 from keymux.errors import (
     BadRequest,
+    Forbidden,
     KeymuxError,
     NoCapacity,
     PayloadTooLarge,
@@ -50,6 +52,7 @@ class ClientAPI:
 
 
 CLIENT_API = web.AppKey("keymux.client_api", ClientAPI)
+GATEWAY_KEYS = web.AppKey("keymux.gateway_keys", Registry)  # per-client keys (keymux/clients)
 
 
 def add_error_shape(app: web.Application, prefix: str, render: Renderer) -> None:
@@ -86,17 +89,51 @@ def client_key(request: web.Request) -> str | None:
 
 
 def check_auth(request: web.Request, master_key: str | None) -> str:
-    """Raise Unauthorized unless the request carries the gateway key; return who the client is."""
+    """Raise Unauthorized unless the request carries the master key or a usable gateway key; return who the
+    client is: "master", "open" (no master key configured), or the gateway key's name."""
     if master_key is None:
-        return "open"
+        return _gateway_client(request, client_key(request)) or "open"
+    given = _given(request)
+    # A header with odd bytes arrives with surrogates in it: compare it as bytes, never raise.
+    if hmac.compare_digest(given.encode("utf-8", "surrogatepass"), master_key.encode()):
+        return "master"
+    name = _gateway_client(request, given)
+    if name is None:
+        raise Unauthorized("invalid gateway key")
+    return name
+
+
+def check_master(request: web.Request, master_key: str, *, read: bool) -> None:
+    """The admin API, /metrics and /health: the master key, or (`read`) a gateway key with admin scope
+    "read". Any other gateway key is refused: it can never reach another key's data."""
+    given = _given(request)
+    if hmac.compare_digest(given.encode("utf-8", "surrogatepass"), master_key.encode()):
+        return
+    keys = request.app.get(GATEWAY_KEYS)
+    client = keys.authenticate(given, keys.clock.time()) if keys else None
+    if client is None:
+        raise Unauthorized("invalid gateway key")
+    if client.admin == "read" and read:
+        return
+    if client.admin == "read":
+        raise Forbidden(f"gateway key '{client.name}' is read-only: changes need the master key")
+    raise Forbidden(f"gateway key '{client.name}' may not use {request.path}: that needs the master key")
+
+
+def _given(request: web.Request) -> str:
     given = client_key(request)
     if given is None:
         raise Unauthorized("missing gateway key: send it as 'Authorization: Bearer <key>', 'x-api-key', "
                            "'x-goog-api-key' or '?key='")
-    # A header with odd bytes arrives with surrogates in it: compare it as bytes, never raise.
-    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), master_key.encode()):
-        raise Unauthorized("invalid gateway key")
-    return "master"
+    return given
+
+
+def _gateway_client(request: web.Request, given: str | None) -> str | None:
+    keys = request.app.get(GATEWAY_KEYS)
+    if not keys or given is None:
+        return None
+    client = keys.authenticate(given, keys.clock.time())
+    return None if client is None else client.name
 
 
 async def read_json(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:

@@ -15,7 +15,7 @@ from keymux.config.schema import Config
 from keymux.live import Live
 from keymux.pool import Pool
 from keymux.pool.store import State
-from keymux.surfaces.common import JSON, check_auth
+from keymux.surfaces.common import JSON, check_master
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ def _iso(t: float) -> str:
 
 async def health(request: web.Request) -> web.Response:
     gw = request.app[HEALTH]
-    check_auth(request, gw.config.master_key)
+    if gw.config.master_key is not None:
+        check_master(request, gw.config.master_key, read=True)
     now = gw.clock.time()
     await gw.pool.store.refresh([d for name in gw.group_names() for d in gw.pool.groups[name]], now)
     groups = group_summary(gw, now)

@@ -138,7 +138,7 @@
   }
 
   // -- tabs ------------------------------------------------------------------------------------
-  var VIEWS = ["keys", "traffic", "requests"];
+  var VIEWS = ["keys", "traffic", "requests", "clients"];
   function select(view, focus) {
     state.view = view;
     VIEWS.forEach(function (v) {
@@ -170,6 +170,7 @@
     var work;
     if (state.view === "keys") work = loadKeys();
     else if (state.view === "requests") work = Promise.all([loadRequests(), state.keys ? null : loadKeys()]);
+    else if (state.view === "clients") work = loadClients();
     else work = Date.now() - state.trafficAt >= TRAFFIC_MS ? loadTraffic() : Promise.resolve();
     work.then(function () { problem(""); }, failed).then(function () {
       if (sessionStorage.getItem(KEY_STORE)) schedule(POLL_MS);
@@ -330,6 +331,81 @@
       if (err.status === 401) return failed(err);
       out.className = "bad";
       out.textContent = "Not added: " + err.message;
+    });
+  }
+
+  // -- clients (gateway keys: /admin/clients) --------------------------------------------------
+  function loadClients() { return api("GET", "/admin/clients").then(renderClients); }
+  function limitsText(c) {
+    var parts = ["rpm", "tpm", "rpd", "max_parallel"].filter(function (n) { return c[n]; })
+      .map(function (n) { return n + " " + c[n]; });
+    return parts.join(", ") || "none";
+  }
+  function clientAction(label, name, verb) {
+    return h("button", { type: "button", text: label, "data-client": name, "data-action": verb,
+                         "aria-label": label + " " + name });
+  }
+  function renderClients(doc) {
+    var rows = doc.data || [];
+    state.clients = rows;
+    var body = document.querySelector("#clients tbody");
+    body.replaceChildren.apply(body, rows.map(function (c) {
+      var u = c.usage || {}, b = c.budget;
+      var budget = b ? money(b.usd) + "/" + b.period + (u.budget_resets ? " (resets " + u.budget_resets + ")" : "") : "none";
+      var st = c.disabled ? "disabled" : (c.expires && c.expires * 1000 < Date.now() ? "expired" :
+               (c.admin ? "read-only admin" : "active"));
+      if (u.over_soft_budget) st += ", over soft budget";
+      var actions = c.source === "config" ? ["from config file"] : [
+        clientAction(c.disabled ? "Enable" : "Disable", c.name, c.disabled ? "enable" : "disable"),
+        clientAction("Rotate", c.name, "rotate"), clientAction("Delete", c.name, "delete")];
+      return h("tr", { "data-client": c.name }, [
+        h("th", { scope: "row", text: c.name }), h("td", { text: c.fingerprint }),
+        h("td", { text: c.models.length ? c.models.join(", ") : "all" }), h("td", { text: limitsText(c) }),
+        h("td", { class: "num", text: nf.format(u.requests_today || 0) }),
+        h("td", { class: "num spent", text: money(u.spent || 0) }), h("td", { text: budget }),
+        h("td", { class: "num", text: nf.format(u.refused || 0) }), h("td", { class: "state", text: st }),
+        h("td", {}, actions)]);
+    }));
+    body.querySelectorAll("button[data-client]").forEach(function (btn) { btn.addEventListener("click", onClientAction); });
+    $("clients-empty").hidden = rows.length > 0;
+    $("clients-summary").textContent = rows.length + " gateway key" + (rows.length === 1 ? "" : "s");
+  }
+  function showSecret(secret) {
+    $("client-secret").textContent = secret;
+    $("client-secret-box").hidden = false;
+  }
+  function onClientAction(ev) {
+    var btn = ev.currentTarget, name = btn.getAttribute("data-client"), verb = btn.getAttribute("data-action");
+    var path = "/admin/clients/" + encodeURIComponent(name), req;
+    if (verb === "delete") {
+      if (!window.confirm("Delete gateway key " + name + "? Its key stops working at once.")) return;
+      req = api("DELETE", path);
+    } else req = api("POST", path + "/" + verb);
+    btn.disabled = true;
+    req.then(function (doc) {
+      if (doc && doc.key) showSecret(doc.key);
+      announce(name + ": " + { enable: "enabled", disable: "disabled", rotate: "new key made", delete: "deleted" }[verb]);
+      return loadClients();
+    }).catch(failed).then(function () { btn.disabled = false; });
+  }
+  function addClient(ev) {
+    ev.preventDefault();
+    var out = $("client-result"), body = { name: $("client-name").value.trim() };
+    var models = $("client-models").value.split(",").map(function (m) { return m.trim(); }).filter(Boolean);
+    if (models.length) body.models = models;
+    if ($("client-rpm").value) body.rpm = parseInt($("client-rpm").value, 10);
+    if ($("client-budget").value.trim()) body.budget = $("client-budget").value.trim();
+    out.className = ""; out.textContent = "Creating…";
+    api("POST", "/admin/clients", body).then(function (doc) {
+      out.className = "ok";
+      out.textContent = "Created " + doc.name + " (" + doc.fingerprint + ").";
+      showSecret(doc.key);
+      ["client-name", "client-models", "client-rpm", "client-budget"].forEach(function (id) { $(id).value = ""; });
+      return loadClients();
+    }, function (err) {
+      if (err.status === 401) return failed(err);
+      out.className = "bad";
+      out.textContent = "Not created: " + err.message;
     });
   }
 
@@ -615,6 +691,7 @@
     VIEWS.forEach(function (v) { $("tab-" + v).addEventListener("click", function () { select(v, false); }); });
     $("tabs").addEventListener("keydown", tabKeys);
     $("add-key").addEventListener("submit", addKey);
+    $("add-client").addEventListener("submit", addClient);
     $("range").addEventListener("change", function () { state.trafficAt = 0; schedule(0); });
     $("split").addEventListener("change", function () { state.trafficAt = 0; schedule(0); });
     $("filter").addEventListener("input", renderRequests);

@@ -1,0 +1,136 @@
+"""The gate around the handler chain for gateway keys: scope, rate limits and budget are checked before
+a key is leased (a refused request spends no upstream quota), and what the request used is settled once
+its trace is finished.
+
+    ClientGate(inner, registry, live, clock)   a Handler (keymux/request.py)
+    gate.settle                                 a pipeline observer: tokens and USD per finished request
+
+Requests of the master key (client "master") or of an open gateway (client "open") pass straight through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from keymux.clients.counters import MemoryCounters
+from keymux.clients.model import GatewayClient
+from keymux.clients.refusals import ClientLimited
+from keymux.clients.registry import Registry
+from keymux.clock import Clock
+from keymux.config.schema import DeploymentConfig
+from keymux.errors import Forbidden, Unauthorized, Unavailable
+from keymux.live import Live, Snapshot
+from keymux.pricing import cost_of
+from keymux.request import Handler, Reply, Request, StreamReply, Trace
+
+log = logging.getLogger("keymux.clients")
+
+
+class ClientGate:
+    def __init__(self, inner: Handler, registry: Registry, live: Live, clock: Clock) -> None:
+        self.inner = inner
+        self.registry = registry
+        self.live = live
+        self.clock = clock
+        self._held: dict[int, str] = {}  # id(trace) -> client name, while the request holds a slot
+        self._indexed: Snapshot | None = None
+        self._by_key: dict[tuple[str, str, str], DeploymentConfig] = {}
+        self._alerted: dict[str, float] = {}  # client -> budget period start its soft-budget alert was for
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, request: Request, trace: Trace) -> Reply | StreamReply:
+        client = self.registry.by_name.get(request.client)
+        if client is None:
+            return await self.inner(request, trace)
+        now = self.clock.time()
+        why = client.unusable(now)  # disabled or expired since the surface authenticated it
+        if why is not None:
+            trace.finish(401, "refused", why)
+            raise Unauthorized(why)
+        if not client.allows(request.group):
+            message = (f"gateway key '{client.name}' may not use model group '{request.group}'; "
+                       f"it may use: {', '.join(client.models)}")
+            trace.finish(403, "refused", message)
+            raise Forbidden(message)
+        try:
+            await self.registry.counters.admit(client, now)
+        except ClientLimited as e:
+            trace.finish(429, "refused", e.message)
+            raise
+        except self._outages() as e:  # limits that cannot be checked are not waived: refuse, say why
+            message = f"gateway key limits cannot be checked (shared counters unreachable: {type(e).__name__})"
+            trace.finish(503, "refused", message)
+            raise Unavailable(message) from None
+        self._held[id(trace)] = client.name
+        try:
+            return await self.inner(request, trace)
+        except BaseException:
+            if not trace.finished:  # an error no one will finish the trace for: free the slot now
+                self._free(trace, 0, 0.0)
+            raise
+
+    # -- settling, told by the pipeline once per finished request ------------------------------
+    def settle(self, trace: Trace) -> None:
+        if id(trace) not in self._held:
+            return
+        cost = 0.0
+        if trace.key is not None and trace.usage is not None:
+            cfg = self._deployment(trace.request.group, trace.key, trace.upstream_model or "")
+            cost = cost_of(cfg, trace.upstream_model, trace.usage).cost
+        self._free(trace, trace.usage.total if trace.usage else 0, cost)
+
+    def _free(self, trace: Trace, tokens: int, cost: float) -> None:
+        name = self._held.pop(id(trace), None)
+        client = self.registry.by_name.get(name) if name else None
+        if client is None:
+            return
+        counters = self.registry.counters
+        if isinstance(counters, MemoryCounters):  # settled before the client can send its next request
+            counters.settle_now(client, tokens, cost, self.clock.time())
+            used = counters.used_now(client, self.clock.time())
+            self._soft_alert(client, used.spent, used.period)
+            return
+        task = asyncio.ensure_future(self._settle(client.name, tokens, cost))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _settle(self, name: str, tokens: int, cost: float) -> None:
+        client = self.registry.by_name.get(name)
+        if client is None:
+            return
+        now = self.clock.time()
+        try:
+            await self.registry.counters.settle(client, tokens, cost, now)
+            if client.soft_budget is not None:
+                used = await self.registry.counters.used(client, now)
+                self._soft_alert(client, used.spent, used.period)
+        except self._outages() as e:  # the shared counter store is unreachable: the request has been answered
+            log.error("could not settle usage of gateway key '%s': %s", name, e)
+
+    def _outages(self) -> tuple[type[BaseException], ...]:
+        return getattr(self.registry.counters, "outage_errors", (OSError,))
+
+    def _soft_alert(self, client: GatewayClient, spent: float, period: float) -> None:
+        """Once per budget period: a log line when a key passes its soft budget (the admin API flags it too)."""
+        if client.soft_budget is None or spent < client.soft_budget or self._alerted.get(client.name) == period:
+            return
+        self._alerted[client.name] = period
+        log.warning("gateway key '%s' passed its soft budget of $%.2f: $%.4f spent this period",
+                    client.name, client.soft_budget, spent)
+
+    def _deployment(self, group: str, fingerprint: str, model: str) -> DeploymentConfig | None:
+        """The deployment that answered: one key may serve several groups at different prices."""
+        snapshot = self.live.snapshot
+        if snapshot is not self._indexed:
+            self._by_key = {(name, d.fingerprint, d.model): d.cfg for name, ds in snapshot.groups.items() for d in ds}
+            self._indexed = snapshot
+        found = self._by_key.get((group, fingerprint, model))
+        if found is None:  # a fallback group answered
+            found = next((c for (_, f, m), c in self._by_key.items() if f == fingerprint and m == model), None)
+        return found
+
+    async def drain(self) -> None:
+        """Wait for settlements still being written (tests, shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
