@@ -58,6 +58,7 @@ DEFAULT_MODELS = [
     "text-embedding-004",
 ]
 EMBED_DIMS = 8
+BATCH_EMBED_LIMIT = 100  # batchEmbedContents refuses larger batches
 
 
 MIDSTREAM_PAUSE = 0.05  # real seconds between the good event and the error of a "midstream" fault
@@ -190,7 +191,7 @@ class GeminiEmulator(EmulatorBase):
                 self._log(key, model, 200, "ok", False, method)
                 return _json({"totalTokens": total, "promptTokensDetails": details})
             else:
-                texts = self._embed_texts(req, method)
+                texts = self._embed_texts(req, method, model)
                 tokens = max(1, sum(len(t) for t in texts) // 4)
         except RequestError as e:
             return fail(400, W.bad_request(e.message, e.field, e.violation), "bad_request")
@@ -277,7 +278,7 @@ class GeminiEmulator(EmulatorBase):
     # ------------------------------------------------------------ embeddings
 
     @staticmethod
-    def _embed_texts(req: Any, method: str) -> list[str]:
+    def _embed_texts(req: Any, method: str, model: str) -> list[str]:
         def texts_of(r: Any, where: str) -> str:
             content = r.get("content") if isinstance(r, dict) else None
             if not isinstance(content, dict) or not content.get("parts"):
@@ -291,6 +292,13 @@ class GeminiEmulator(EmulatorBase):
         reqs = req.get("requests")
         if not reqs or not isinstance(reqs, list):
             raise RequestError("* BatchEmbedContentsRequest.requests: requests is not specified\n", violation=False)
+        if len(reqs) > BATCH_EMBED_LIMIT:
+            raise RequestError(f"* BatchEmbedContentsRequest.requests: at most {BATCH_EMBED_LIMIT} requests can be "
+                               "in one batch\n", violation=False)
+        for i, r in enumerate(reqs):
+            if isinstance(r, dict) and r.get("model") != f"models/{model}":
+                raise RequestError(f"Model names should match for all batched requests. Found {r.get('model')} "
+                                   f"in requests[{i}] and models/{model} in the batch request.", violation=False)
         return [texts_of(r, f"BatchEmbedContentsRequest.requests[{i}]") for i, r in enumerate(reqs)]
 
     def _embed_answer(self, texts: list[str], req: Any, method: str, key: str, model: str) -> web.Response:

@@ -15,6 +15,7 @@ from keymux.errors import BadRequest
 from keymux.exchange.base import Exchange, StreamBroken, StreamTranslator, Usage
 from keymux.exchange.gemini_gemini import GeminiPassthrough
 from keymux.exchange.openai_openai import OpenAIPassthrough
+from keymux.exchange.operations import OPERATIONS, operation_exchange
 from keymux.exchange.translating import TranslatingExchange
 from keymux.translate.registry import CLIENTS, PROVIDERS
 
@@ -26,6 +27,8 @@ def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: byt
     """`model` is the name the client asked for (echoed back in translated responses);
     `method` is the request's operation: "chat" for OpenAI chat, the Gemini method a Gemini client called
     (generateContent, countTokens, ...)."""
+    if surface == "openai" and method in OPERATIONS:  # embeddings, images, audio: not chat, not the pivot
+        return operation_exchange(method, provider, body=body, model=model)
     if surface == provider:
         if surface == "gemini":
             return GeminiPassthrough(body, raw, method)

@@ -1,0 +1,25 @@
+"""The OpenAI operations that are not chat (embeddings, images, audio): one small exchange each per provider,
+selected by (operation, provider). A provider an operation has no mapping for is a clear 400."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from keymux.errors import BadRequest
+from keymux.exchange.base import Exchange
+from keymux.exchange.embeddings import GeminiEmbeddings, OpenAIEmbeddings
+
+Factory = Callable[[dict[str, Any], str], Exchange]
+
+OPERATIONS: dict[str, dict[str, Factory]] = {
+    "embeddings": {"gemini": lambda body, model: GeminiEmbeddings(body, model),
+                   "openai": lambda body, model: OpenAIEmbeddings(body)},
+}
+
+
+def operation_exchange(operation: str, provider: str, *, body: dict[str, Any], model: str) -> Exchange:
+    factory = OPERATIONS[operation].get(provider)
+    if factory is None:
+        raise BadRequest(f"{operation} is not available for model groups served by {provider} keys")
+    return factory(body, model)
