@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import cold_start, instructions
+from bench import cold_start, embeddings_row, instructions
 from bench.load import Result, have_wrk, run_load
 from keymux.translate.clients import openai_chat
 from keymux.translate.providers import gemini as gemini_codec
@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cold-start", type=float, default=None, metavar="S",
                    help="seconds per cold-start measurement (default 2; --quick 1; 0 skips it): fresh keymux "
                         "processes, 3 keys without declared limits vs declared, 50 connections, upstream 20 ms")
+    p.add_argument("--embeddings", type=int, default=16, metavar="CONNS",
+                   help="the /v1/embeddings row (16-input batches) at CONNS connections (default 16; 0 skips it)")
     p.add_argument("--startups", type=int, default=3, help="start-up measurements (median reported)")
     p.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and the ledger (temp dir)")
@@ -276,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
 
         summary = summarize(table, conns_list, startups, results["rss_mb"])  # type: ignore[arg-type]
         results["summary"] = summary
+
+        if args.embeddings > 0:
+            embed = embeddings_row.targets(upstream, base_port, km_port, MASTER, CHAT_KEYS[0])
+            embeddings_row.check(http, embed)
+            results["embeddings"] = embeddings_row.measure(embed, args.embeddings, rounds, per_round_s, tool, up_cpu,
+                                                           median_round)
 
         cold_s = args.cold_start if args.cold_start is not None else 1.0 if args.quick else 2.0
         if cold_s > 0:
