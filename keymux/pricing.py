@@ -86,6 +86,13 @@ PRICES: dict[tuple[str, str], Price] = {
     ("anthropic", "claude-3-opus"): Price(15.00, 75.00),
     ("anthropic", "claude-3-haiku"): Price(0.25, 1.25),
 }
+# (provider, model id prefix) -> USD per generated image, for models billed per image rather than per token.
+IMAGE_PRICES: dict[tuple[str, str], float] = {
+    ("gemini", "imagen-4.0-generate"): 0.04,
+    ("gemini", "imagen-4.0-fast-generate"): 0.02,
+    ("gemini", "imagen-4.0-ultra-generate"): 0.06,
+    ("gemini", "imagen-3.0"): 0.03,
+}
 _FREE_BY_DEFAULT = frozenset(("gemini",))
 
 
@@ -122,6 +129,15 @@ def list_price(provider: str, model: str) -> Price | None:
     return best[1] if best else None
 
 
+@lru_cache(maxsize=256)
+def image_price(provider: str, model: str) -> float | None:
+    """USD per image of a model billed per image (the longest matching prefix), or None."""
+    model = _family(model)
+    found = [(len(prefix), p) for (prov, prefix), p in IMAGE_PRICES.items()
+             if prov == provider and model.startswith(prefix)]
+    return max(found)[1] if found else None
+
+
 def is_free_tier(d: DeploymentConfig) -> bool:
     if d.tier is not None:
         return d.tier == "free"
@@ -142,8 +158,14 @@ def cost_of(d: DeploymentConfig | None, model: str | None, usage: Usage | None) 
         price = list_price(d.provider, model or d.model)
         known = price is not None
         value = price.cost(prompt, completion) if price is not None else 0.0
+        if usage.images:
+            per_image = image_price(d.provider, model or d.model)
+            if per_image is not None:
+                value += usage.images * per_image
+                known = True
     free = is_free_tier(d)
     return Cost(0.0 if free else value, value, free, known)
 
 
-__all__ = ["NO_COST", "PRICES", "Cost", "Price", "cost_of", "is_free_tier", "list_price"]
+__all__ = ["IMAGE_PRICES", "NO_COST", "PRICES", "Cost", "Price", "cost_of", "image_price", "is_free_tier",
+           "list_price"]

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from keymux.emulator import openai_wire as O
 from keymux.emulator.base import EmulatorBase
-from keymux.emulator.gemini_wire import embedding_values
+from keymux.emulator.gemini_wire import PNG_B64, embedding_values
 from keymux.emulator.quota import QuotaHit, go_duration
 
 JSON_CT = "application/json"
@@ -39,6 +39,12 @@ DEFAULT_MODELS = [
     "o4-mini",
     "text-embedding-3-small",
     "text-embedding-3-large",
+    "gpt-image-1",
+    "dall-e-3",
+    "tts-1",
+    "gpt-4o-mini-tts",
+    "whisper-1",
+    "gpt-4o-transcribe",
 ]
 DEFAULT_RPM = 10_000
 DEFAULT_TPM = 10_000_000
@@ -63,6 +69,7 @@ class OpenAIEmulator(EmulatorBase):
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/images/generations", self._images)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
         app.router.add_get("/_emulator/stats", self._stats_handler)
@@ -251,6 +258,45 @@ class OpenAIEmulator(EmulatorBase):
         body = {"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         return _json(body, 200, headers)
+
+    async def _images(self, request: web.Request) -> web.Response:
+        """gpt-image-1: always b64_json, with token usage; dall-e-*: `url` unless b64_json is asked."""
+        endpoint = "images.generations"
+        key, model, req, _, refused = await self._admit(request, endpoint)
+        if refused is not None:
+            return refused
+        prompt = req.get("prompt") if isinstance(req, dict) else None
+        if not isinstance(prompt, str) or not prompt:
+            body = O.error_body("Missing required parameter: 'prompt'.", "invalid_request_error", "prompt",
+                                "missing_required_parameter")
+            self._log(key, model, 400, "bad_request", False, endpoint)
+            return _json(body, 400)
+        n = req.get("n") or 1
+        popped = self.faults.pop(key)
+        fault = popped[1] if popped else None
+        if fault is not None and fault != "midstream":
+            return await self._fault(fault, key, model, False, endpoint)
+        tokens = max(1, len(prompt) // 4)
+        refused = self._quota(key, model, tokens, False, endpoint, popped)
+        if refused is not None:
+            return refused
+        headers = self._limit_headers(key, model)
+        self._log(key, model, 200, "ok", False, endpoint)
+        png = PNG_B64
+        if model.startswith("dall-e"):
+            if req.get("response_format") == "b64_json":
+                items: list[dict[str, Any]] = [{"b64_json": png, "revised_prompt": prompt} for _ in range(n)]
+            else:
+                items = [{"url": f"https://oaidalleapiprodscus.blob.core.windows.net/emu/{i}.png",
+                          "revised_prompt": prompt} for i in range(n)]
+            return _json({"created": int(self.clock.time()), "data": items}, 200, headers)
+        out = 1056 * n  # a 1024x1024 image at medium quality
+        return _json({"created": int(self.clock.time()), "background": "opaque",
+                      "data": [{"b64_json": png} for _ in range(n)], "output_format": "png", "quality": "medium",
+                      "size": req.get("size") or "1024x1024",
+                      "usage": {"input_tokens": tokens, "input_tokens_details": {"image_tokens": 0,
+                                                                                 "text_tokens": tokens},
+                                "output_tokens": out, "total_tokens": tokens + out}}, 200, headers)
 
     async def _list_models(self, request: web.Request) -> web.Response:
         key, denied = self._auth(request)

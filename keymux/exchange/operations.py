@@ -9,12 +9,15 @@ from typing import Any
 from keymux.errors import BadRequest
 from keymux.exchange.base import Exchange
 from keymux.exchange.embeddings import GeminiEmbeddings, OpenAIEmbeddings
+from keymux.exchange.images import GeminiImages, OpenAIImages
 
 Factory = Callable[[dict[str, Any], str], Exchange]
 
 OPERATIONS: dict[str, dict[str, Factory]] = {
     "embeddings": {"gemini": lambda body, model: GeminiEmbeddings(body, model),
                    "openai": lambda body, model: OpenAIEmbeddings(body)},
+    "images": {"gemini": lambda body, model: GeminiImages(body),
+               "openai": lambda body, model: OpenAIImages(body)},
 }
 
 

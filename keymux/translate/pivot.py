@@ -39,6 +39,7 @@ class Usage:
     reasoning: int = 0
     total: int = 0
     cached: int = 0
+    images: int = 0  # generated images, for models priced per image (Imagen); 0 for everything else
 
 
 @dataclass(slots=True)
