@@ -33,7 +33,7 @@ from keymux.surfaces import admin as admin_surface
 from keymux.surfaces import gemini as gemini_surface
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
-from keymux.surfaces import openai_embeddings, openai_images, openai_models
+from keymux.surfaces import openai_audio, openai_embeddings, openai_images, openai_models
 from keymux.surfaces import ui as ui_surface
 from keymux.surfaces.common import CLIENT_API, ClientAPI, render_error, request_id
 from keymux.upstream import Client
@@ -150,6 +150,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     openai_embeddings.add_routes(app)
     openai_models.add_routes(app)
     openai_images.add_routes(app)
+    openai_audio.add_routes(app)
     gemini_surface.add_routes(app)
     health_surface.add_routes(app)
     admin_surface.add_routes(app)

@@ -49,6 +49,8 @@ PRICES: dict[tuple[str, str], Price] = {
     ("gemini", "gemini-2.5-flash-lite"): Price(0.10, 0.40),
     ("gemini", "gemini-2.5-flash-image"): Price(0.30, 30.00),  # image output: $0.039 per 1290-token image
     ("gemini", "gemini-2.0-flash"): Price(0.10, 0.40),
+    ("gemini", "gemini-2.5-flash-preview-tts"): Price(0.50, 10.00),  # audio output tokens (25 per second)
+    ("gemini", "gemini-2.5-pro-preview-tts"): Price(1.00, 20.00),
     ("gemini", "gemini-2.0-flash-lite"): Price(0.075, 0.30),
     ("gemini", "gemini-1.5-flash"): Price(0.075, 0.30, 128_000, 0.15, 0.60),
     ("gemini", "gemini-1.5-pro"): Price(1.25, 5.00, 128_000, 2.50, 10.00),

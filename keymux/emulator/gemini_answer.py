@@ -10,6 +10,7 @@ Answers (so tests can assert them):
   - image model or responseModalities IMAGE: "Here is your image." + an inline 8x8 PNG;
   - responseModalities AUDIO (TTS models, which take nothing else): 16-bit 24 kHz PCM, 10 ms per character
     of the last user text (audio/L16;codec=pcm;rate=24000), 25 tokens per second;
+  - an audio inlineData part in the last user turn: "Heard <n> bytes of <mime>" (a stand-in transcript);
   - responseMimeType application/json: '{"echo":"<last user text>"}';
   - candidateCount n: n identical candidates.
 Token counts: prompt = max(1, chars // 4) over all request text (+258 per media part),
@@ -215,6 +216,15 @@ def prompt_tokens(req: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     return text_tokens + sum(media.values()), details
 
 
+def heard_audio(parts: Any) -> str | None:
+    for p in parts:
+        blob = g(p, "inlineData")
+        if isinstance(blob, dict) and str(g(blob, "mimeType", "")).startswith("audio/"):
+            size = len(base64.b64decode(str(g(blob, "data", "")), validate=False))
+            return f"Heard {size} bytes of {g(blob, 'mimeType')}"
+    return None
+
+
 def last_user_text(contents: list[dict[str, Any]]) -> str:
     for c in reversed(contents):
         if (c.get("role") or "user") != "user":
@@ -333,8 +343,11 @@ def build_answer(req: dict[str, Any], model: str) -> Answer:
         c_tokens = t_tokens + IMAGE_TOKENS
         details = [{"modality": "TEXT", "tokenCount": t_tokens}, {"modality": "IMAGE", "tokenCount": IMAGE_TOKENS}]
     else:
+        heard = heard_audio(last_parts) if (contents[-1].get("role") or "user") == "user" else None
         if responses:
             text = "Tool result: " + " ".join(compact(fr.get("response")) for fr in responses)
+        elif heard is not None:
+            text = heard
         elif g(gc, "responseMimeType") == "application/json":
             text = compact({"echo": user_text})
         else:

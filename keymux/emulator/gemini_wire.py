@@ -253,6 +253,19 @@ TTS_VOICES = frozenset((
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 
 
+def wav_bytes(pcm: bytes, rate: int = TTS_RATE) -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return out.getvalue()
+
+
 def speech_pcm(text: str) -> bytes:
     """Deterministic 16-bit PCM: 10 ms of a tone per character of text."""
     samples = max(1, len(text)) * TTS_RATE // 100

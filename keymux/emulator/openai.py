@@ -22,7 +22,7 @@ from aiohttp import web
 
 from keymux.emulator import openai_wire as O
 from keymux.emulator.base import EmulatorBase
-from keymux.emulator.gemini_wire import PNG_B64, embedding_values
+from keymux.emulator.gemini_wire import PNG_B64, embedding_values, speech_pcm, wav_bytes
 from keymux.emulator.quota import QuotaHit, go_duration
 
 JSON_CT = "application/json"
@@ -70,6 +70,8 @@ class OpenAIEmulator(EmulatorBase):
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/images/generations", self._images)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
         app.router.add_get("/_emulator/stats", self._stats_handler)
@@ -297,6 +299,59 @@ class OpenAIEmulator(EmulatorBase):
                       "usage": {"input_tokens": tokens, "input_tokens_details": {"image_tokens": 0,
                                                                                  "text_tokens": tokens},
                                 "output_tokens": out, "total_tokens": tokens + out}}, 200, headers)
+
+    async def _speech(self, request: web.Request) -> web.Response:
+        """Audio bytes: pcm (24 kHz 16-bit mono, 10 ms per character), wav around it, else a stand-in frame."""
+        endpoint = "audio.speech"
+        key, model, req, _, refused = await self._admit(request, endpoint)
+        if refused is not None:
+            return refused
+        text = req.get("input") if isinstance(req, dict) else None
+        if not isinstance(text, str) or not text or not req.get("voice"):
+            param = "voice" if isinstance(text, str) and text else "input"
+            body = O.error_body(f"Missing required parameter: '{param}'.", "invalid_request_error", param,
+                                "missing_required_parameter")
+            self._log(key, model, 400, "bad_request", False, endpoint)
+            return _json(body, 400)
+        refused = self._quota(key, model, max(1, len(text) // 4), False, endpoint, None)
+        if refused is not None:
+            return refused
+        fmt = req.get("response_format") or "mp3"
+        pcm = speech_pcm(text)
+        audio = {"pcm": pcm, "wav": wav_bytes(pcm)}.get(fmt, b"\xff\xf3\x84\xc4" + bytes(100))
+        types = {"pcm": "audio/pcm", "wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/opus",
+                 "aac": "audio/aac", "flac": "audio/flac"}
+        self._log(key, model, 200, "ok", False, endpoint)
+        return web.Response(body=audio, headers={"Content-Type": types.get(fmt, "audio/mpeg"),
+                                                 **self._limit_headers(key, model)})
+
+    async def _transcriptions(self, request: web.Request) -> web.Response:
+        endpoint = "audio.transcriptions"
+        key, denied = self._auth(request)
+        if denied:
+            self._log(key, "", denied[0], denied[2], False, endpoint)
+            return _json(denied[1], denied[0])
+        form = await request.post()
+        model = str(form.get("model") or "")
+        upload = form.get("file")
+        if model not in self.models or not isinstance(upload, web.FileField):
+            param = "file" if model in self.models else "model"
+            body = O.error_body(f"Missing required parameter: '{param}'.", "invalid_request_error", param,
+                                "missing_required_parameter")
+            self._log(key, model, 400, "bad_request", False, endpoint)
+            return _json(body, 400)
+        data = upload.file.read()
+        refused = self._quota(key, model, max(1, len(data) // 500), False, endpoint, None)
+        if refused is not None:
+            return refused
+        text = f"Heard {len(data)} bytes of {upload.content_type}"
+        self._log(key, model, 200, "ok", False, endpoint)
+        if form.get("response_format") == "text":
+            return web.Response(text=text + "\n", content_type="text/plain")
+        tokens_in, tokens_out = max(1, len(data) // 500), max(1, len(text) // 4)
+        return _json({"text": text, "usage": {"type": "tokens", "input_tokens": tokens_in,
+                                              "output_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}},
+                     200, self._limit_headers(key, model))
 
     async def _list_models(self, request: web.Request) -> web.Response:
         key, denied = self._auth(request)

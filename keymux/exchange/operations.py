@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keymux.errors import BadRequest
+from keymux.exchange.audio import GeminiSpeech, GeminiTranscription, OpenAISpeech, OpenAITranscription
 from keymux.exchange.base import Exchange
 from keymux.exchange.embeddings import GeminiEmbeddings, OpenAIEmbeddings
 from keymux.exchange.images import GeminiImages, OpenAIImages
@@ -18,6 +19,10 @@ OPERATIONS: dict[str, dict[str, Factory]] = {
                    "openai": lambda body, model: OpenAIEmbeddings(body)},
     "images": {"gemini": lambda body, model: GeminiImages(body),
                "openai": lambda body, model: OpenAIImages(body)},
+    "speech": {"gemini": lambda body, model: GeminiSpeech(body),
+               "openai": lambda body, model: OpenAISpeech(body)},
+    "transcriptions": {"gemini": lambda body, model: GeminiTranscription(body),
+                       "openai": lambda body, model: OpenAITranscription(body)},
 }
 
 
