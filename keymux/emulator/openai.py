@@ -70,6 +70,7 @@ class OpenAIEmulator(EmulatorBase):
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/images/generations", self._images)
+        app.router.add_post("/v1/images/edits", self._image_edits)
         app.router.add_post("/v1/audio/speech", self._speech)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_get("/v1/models", self._list_models)
@@ -299,6 +300,35 @@ class OpenAIEmulator(EmulatorBase):
                       "usage": {"input_tokens": tokens, "input_tokens_details": {"image_tokens": 0,
                                                                                  "text_tokens": tokens},
                                 "output_tokens": out, "total_tokens": tokens + out}}, 200, headers)
+
+    async def _image_edits(self, request: web.Request) -> web.Response:
+        """multipart `image` / `image[]` (PNG, JPEG, WebP), `prompt`, `model`, `n`: gpt-image-1's answer shape."""
+        endpoint = "images.edits"
+        key, denied = self._auth(request)
+        if denied:
+            self._log(key, "", denied[0], denied[2], False, endpoint)
+            return _json(denied[1], denied[0])
+        form = await request.post()
+        model, prompt = str(form.get("model") or ""), str(form.get("prompt") or "")
+        images = [v for k, v in form.items() if k in ("image", "image[]") and isinstance(v, web.FileField)]
+        if model not in self.models or not prompt or not images:
+            param = "model" if model not in self.models else "prompt" if not prompt else "image"
+            body = O.error_body(f"Missing required parameter: '{param}'.", "invalid_request_error", param,
+                                "missing_required_parameter")
+            self._log(key, model, 400, "bad_request", False, endpoint)
+            return _json(body, 400)
+        n = int(str(form.get("n") or 1))
+        tokens = max(1, len(prompt) // 4) + 323 * len(images)
+        refused = self._quota(key, model, tokens, False, endpoint, None)
+        if refused is not None:
+            return refused
+        self._log(key, model, 200, "ok", False, endpoint)
+        out = 1056 * n
+        return _json({"created": int(self.clock.time()), "data": [{"b64_json": PNG_B64} for _ in range(n)],
+                      "usage": {"input_tokens": tokens, "input_tokens_details": {"image_tokens": 323 * len(images),
+                                                                                 "text_tokens": tokens - 323 * len(images)},
+                                "output_tokens": out, "total_tokens": tokens + out}}, 200,
+                     self._limit_headers(key, model))
 
     async def _speech(self, request: web.Request) -> web.Response:
         """Audio bytes: pcm (24 kHz 16-bit mono, 10 ms per character), wav around it, else a stand-in frame."""

@@ -10,7 +10,7 @@ from keymux.errors import BadRequest
 from keymux.exchange.audio import GeminiSpeech, GeminiTranscription, OpenAISpeech, OpenAITranscription
 from keymux.exchange.base import Exchange
 from keymux.exchange.embeddings import GeminiEmbeddings, OpenAIEmbeddings
-from keymux.exchange.images import GeminiImages, OpenAIImages
+from keymux.exchange.images import GeminiImageEdits, GeminiImages, OpenAIImageEdits, OpenAIImages
 
 Factory = Callable[[dict[str, Any], str], Exchange]
 
@@ -19,6 +19,8 @@ OPERATIONS: dict[str, dict[str, Factory]] = {
                    "openai": lambda body, model: OpenAIEmbeddings(body)},
     "images": {"gemini": lambda body, model: GeminiImages(body),
                "openai": lambda body, model: OpenAIImages(body)},
+    "image_edits": {"gemini": lambda body, model: GeminiImageEdits(body),
+                    "openai": lambda body, model: OpenAIImageEdits(body)},
     "speech": {"gemini": lambda body, model: GeminiSpeech(body),
                "openai": lambda body, model: OpenAISpeech(body)},
     "transcriptions": {"gemini": lambda body, model: GeminiTranscription(body),

@@ -22,6 +22,7 @@ from keymux.translate.pivot import Usage
 GEMINI_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 IMAGEN_MAX_N = 4
+INPUT_TYPES = ("image/png", "image/jpeg", "image/webp")  # what image edits take
 MAX_N = 10
 
 

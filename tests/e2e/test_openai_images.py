@@ -101,3 +101,37 @@ async def test_openai_keys_pass_through(make_stack: StackFactory) -> None:
     assert len(answer.data) == 2 and base64.b64decode(answer.data[0].b64_json).startswith(PNG)
     assert answer.usage is not None and answer.usage.input_tokens > 0
     assert stack.openai_emu.count(endpoint="images.generations", status=200) == 1
+
+
+async def test_image_edits_send_the_uploads_to_a_gemini_image_model(make_stack: StackFactory) -> None:
+    from keymux.emulator.gemini_wire import PNG_BYTES
+
+    stack = await make_stack({"model_list": gemini_group("draw", ["k1"], model="gemini-2.5-flash-image")},
+                             gemini_keys={"k1": EmuKey()})
+    client = stack.openai()
+    answer = await client.images.edit(model="draw", image=("cat.png", PNG_BYTES, "image/png"), prompt="add a hat",
+                                      n=2, size="1024x1536")
+    assert len(answer.data) == 2 and base64.b64decode(answer.data[0].b64_json).startswith(PNG)
+    assert answer.usage is not None and answer.usage.input_tokens > 0
+    several = await client.images.edit(model="draw", image=[("a.png", PNG_BYTES), ("b.png", PNG_BYTES)],
+                                       prompt="merge them")
+    assert len(several.data) == 1
+    assert stack.gemini.count(endpoint="generateContent", status=200) == 3
+    with pytest.raises(BadRequestError) as err:
+        await client.images.edit(model="draw", image=("cat.png", PNG_BYTES), prompt="x",
+                                 mask=("m.png", PNG_BYTES))
+    assert err.value.body["param"] == "mask"
+    with pytest.raises(BadRequestError) as err:
+        await client.images.edit(model="draw", image=("notes.txt", b"hello"), prompt="x")
+    assert err.value.body["param"] == "image"
+
+
+async def test_image_edits_pass_through_to_openai_keys(make_stack: StackFactory) -> None:
+    from keymux.emulator.gemini_wire import PNG_BYTES
+
+    group = [{"model_name": "draw", "litellm_params": {"model": "openai/gpt-image-1", "api_key": "sk-a"}}]
+    stack = await make_stack({"model_list": group}, openai_keys={"sk-a": EmuKey()})
+    answer = await stack.openai().images.edit(model="draw", image=[("a.png", PNG_BYTES), ("b.png", PNG_BYTES)],
+                                              prompt="two cats", n=2)
+    assert len(answer.data) == 2 and answer.usage is not None and answer.usage.input_tokens_details.image_tokens == 646
+    assert stack.openai_emu.count(endpoint="images.edits", status=200) == 1
