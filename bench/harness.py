@@ -111,8 +111,11 @@ class Procs:
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logdir / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                cwd=ROOT, start_new_session=True)
+        # PYTHONPATH: the `keymux` script imports the tree this harness is in, not wherever keymux was installed from
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": path, **(env or {})}, cwd=ROOT,
+                                start_new_session=True)
         log.close()
         self.procs.append(proc)
         return proc
