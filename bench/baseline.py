@@ -22,11 +22,13 @@ import orjson
 from aiohttp import web
 
 from bench.baseline_responses import add_responses_route
+from keymux.translate import embeddings as E
 from keymux.translate.clients import openai_chat
 from keymux.translate.providers import gemini
 from keymux.translate.sse import SSEDecoder
 
 UPSTREAM_MODEL = "gemini-2.5-flash"
+EMBED_MODEL = "gemini-embedding-001"
 
 
 def make_app(upstream: str, keys: list[str]) -> web.Application:
@@ -79,6 +81,18 @@ def make_app(upstream: str, keys: list[str]) -> web.Application:
             await resp.write_eof()
             return resp
 
+    async def embeddings(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        data = E.gemini_request(body, EMBED_MODEL)
+        headers = {"x-goog-api-key": next(rotation), "content-type": "application/json"}
+        url = f"{upstream.rstrip('/')}/v1beta/models/{EMBED_MODEL}:batchEmbedContents"
+        async with request.app[session_key].post(url, data=data, headers=headers) as up:
+            raw = await up.read()
+            if up.status != 200:
+                return web.Response(status=up.status, body=raw, content_type="application/json")
+        out, _ = E.from_gemini(raw, body, body.get("model", ""), E.estimate_tokens(E.inputs(body)))
+        return web.Response(body=out, content_type="application/json")
+
     async def ready(request: web.Request) -> web.Response:
         return web.Response(body=b'{"status":"ready"}', content_type="application/json")
 
@@ -86,6 +100,7 @@ def make_app(upstream: str, keys: list[str]) -> web.Application:
     app.on_cleanup.append(on_cleanup)
     app.router.add_post("/v1/chat/completions", chat)
     add_responses_route(app, base, rotation, session_key)
+    app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/health/readiness", ready)
     return app
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import cold_start, instructions, responses_rows
+from bench import cold_start, embeddings_row, instructions, responses_rows
 from bench import interactions as interactions_row
 from bench.load import Result, have_wrk, run_load
 from keymux.translate.clients import openai_chat
@@ -112,10 +112,11 @@ class Procs:
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logdir / f"{name}.log", "ab")
-        # PYTHONPATH: the keymux of this tree, even when the venv's `keymux` script was installed from another
+        # PYTHONPATH: the `keymux` script imports the tree this harness is in, not wherever keymux was installed from
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                                cwd=ROOT, start_new_session=True)
+                                env={**os.environ, "PYTHONPATH": path, **(env or {})}, cwd=ROOT,
+                                start_new_session=True)
         log.close()
         self.procs.append(proc)
         return proc
@@ -201,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gateway-key", action="store_true",
                    help="also measure a gateway key (limits and budget checked on every request) against the master "
                         "key: json, 16 connections, client counters in memory and in Redis (when 6379 answers)")
+    p.add_argument("--embeddings", type=int, default=16, metavar="CONNS",
+                   help="the /v1/embeddings row (16-input batches) at CONNS connections (default 16; 0 skips it)")
     p.add_argument("--startups", type=int, default=3, help="start-up measurements (median reported)")
     p.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and the ledger (temp dir)")
@@ -290,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
             results["responses"] = responses_rows.measure(
                 base_port, km_port, MASTER, connections=max(conns_list), per_round_s=per_round_s, rounds=rounds,
                 tool=tool, cpus=up_cpu, http=http, median=median_round, row=fmt_row)
+
+        if args.embeddings > 0:
+            embed = embeddings_row.targets(upstream, base_port, km_port, MASTER, CHAT_KEYS[0])
+            embeddings_row.check(http, embed)
+            results["embeddings"] = embeddings_row.measure(embed, args.embeddings, rounds, per_round_s, tool, up_cpu,
+                                                           median_round)
 
         cold_s = args.cold_start if args.cold_start is not None else 1.0 if args.quick else 2.0
         if cold_s > 0:

@@ -34,7 +34,15 @@ from keymux.request import Reply, Request, StreamReply
 from keymux.surfaces import admin as admin_surface
 from keymux.surfaces import clients as clients_surface
 from keymux.surfaces import gemini as gemini_surface
-from keymux.surfaces import gemini_caches_batches, gemini_files, gemini_interactions
+from keymux.surfaces import (
+    gemini_caches_batches,
+    gemini_files,
+    gemini_interactions,
+    openai_audio,
+    openai_embeddings,
+    openai_images,
+    openai_models,
+)
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
 from keymux.surfaces import openai_responses as responses_surface
@@ -170,6 +178,10 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     app.on_cleanup.append(on_cleanup)
     openai_surface.add_routes(app)
     responses_surface.add_routes(app)
+    openai_embeddings.add_routes(app)
+    openai_models.add_routes(app)
+    openai_images.add_routes(app)
+    openai_audio.add_routes(app)
     gemini_surface.add_routes(app)
     gemini_interactions.add_routes(app)
     gemini_files.add_routes(app)

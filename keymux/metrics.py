@@ -96,8 +96,9 @@ def _gauge(out: list[str], name: str, help: str, labels: Labels, samples: Iterab
 
 class Metrics:
     def __init__(self) -> None:
-        self.requests = Counter("keymux_requests_total", "Client requests by model group, surface, status and outcome.",
-                                ("group", "surface", "status", "outcome"))
+        self.requests = Counter("keymux_requests_total",
+                                "Client requests by model group, surface, operation, status and outcome.",
+                                ("group", "surface", "operation", "status", "outcome"))
         self.upstream = Counter("keymux_upstream_calls_total", "Upstream calls by key fingerprint, model and outcome.",
                                 ("key", "model", "outcome"))
         self.tokens = Counter("keymux_tokens_total", "Tokens by key fingerprint, model and type.",
@@ -125,7 +126,7 @@ class Metrics:
 
     def observe(self, row: Row, model_of: Callable[[str, str], str]) -> None:
         """One finished request (the same row the ledger writes)."""
-        self.requests.inc((row.group, row.surface, row.status, row.outcome))
+        self.requests.inc((row.group, row.surface, row.operation, row.status, row.outcome))
         if row.client not in ("master", "open"):
             self.client_requests.inc((row.client, row.outcome))
             if row.total_tokens:

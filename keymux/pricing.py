@@ -97,6 +97,8 @@ PRICES: dict[tuple[str, str], Price] = {
     ("gemini", "gemini-2.5-flash-lite"): Price(0.10, 0.40, modal_input={"audio": 0.30}),
     ("gemini", "gemini-2.5-flash-image"): Price(0.30, 2.50, modal_output={"image": 30.00}),  # $0.039 / image
     ("gemini", "gemini-2.0-flash"): Price(0.10, 0.40, modal_input={"audio": 0.70}),  # shut down 2026-06
+    ("gemini", "gemini-2.5-flash-preview-tts"): Price(0.50, 10.00),  # audio output tokens (25 per second)
+    ("gemini", "gemini-2.5-pro-preview-tts"): Price(1.00, 20.00),
     ("gemini", "gemini-2.0-flash-lite"): Price(0.075, 0.30),
     ("gemini", "gemini-1.5-flash"): Price(0.075, 0.30, 128_000, 0.15, 0.60),
     ("gemini", "gemini-1.5-pro"): Price(1.25, 5.00, 128_000, 2.50, 10.00),
@@ -144,6 +146,13 @@ ALIASES: dict[str, str] = {
 }
 # Gemini service tiers -> multiplier of the standard price (see the module docstring)
 TIERS: dict[str, float] = {"standard": 1.0, "flex": 0.5, "priority": 2.0}
+# (provider, model id prefix) -> USD per generated image, for models billed per image rather than per token.
+IMAGE_PRICES: dict[tuple[str, str], float] = {
+    ("gemini", "imagen-4.0-generate"): 0.04,
+    ("gemini", "imagen-4.0-fast-generate"): 0.02,
+    ("gemini", "imagen-4.0-ultra-generate"): 0.06,
+    ("gemini", "imagen-3.0"): 0.03,
+}
 _FREE_BY_DEFAULT = frozenset(("gemini",))
 
 
@@ -181,6 +190,15 @@ def list_price(provider: str, model: str) -> Price | None:
     return best[1] if best else None
 
 
+@lru_cache(maxsize=256)
+def image_price(provider: str, model: str) -> float | None:
+    """USD per image of a model billed per image (the longest matching prefix), or None."""
+    model = _family(model)
+    found = [(len(prefix), p) for (prov, prefix), p in IMAGE_PRICES.items()
+             if prov == provider and model.startswith(prefix)]
+    return max(found)[1] if found else None
+
+
 def is_free_tier(d: DeploymentConfig) -> bool:
     if d.tier is not None:
         return d.tier == "free"
@@ -207,8 +225,14 @@ def cost_of(d: DeploymentConfig | None, model: str | None, usage: Usage | None) 
             factor = TIERS.get(usage.tier or "standard", 1.0) if d.provider == "gemini" else 1.0
             value *= factor
             modal = {k: v * factor for k, v in found.items()} or None
+        if usage.images:
+            per_image = image_price(d.provider, model or d.model)
+            if per_image is not None:
+                value += usage.images * per_image
+                known = True
     free = is_free_tier(d)
     return Cost(0.0 if free else value, value, free, known, modal)
 
 
-__all__ = ["ALIASES", "NO_COST", "PRICES", "TIERS", "Cost", "Price", "cost_of", "is_free_tier", "list_price"]
+__all__ = ["ALIASES", "IMAGE_PRICES", "NO_COST", "PRICES", "TIERS", "Cost", "Price", "cost_of", "image_price",
+           "is_free_tier", "list_price"]

@@ -32,6 +32,7 @@ log = logging.getLogger("keymux.cache")
 __all__ = ["Backend", "CachedHandler", "LocalCache", "Plan", "RedisCache", "ResponseCache", "make_cache"]
 
 _NOT_IN_KEY = ("user", "stream", "stream_options")
+CACHED_OPERATIONS = ("chat", "generateContent", "embeddings")  # deterministic enough to answer again
 HEADER = "x-keymux-cache"
 
 
@@ -56,7 +57,7 @@ class ResponseCache:
         self._failing = False
 
     def plan(self, request: Request) -> Plan | None:
-        if not request.metered or request.operation not in ("chat", "generateContent"):
+        if not request.metered or request.operation not in CACHED_OPERATIONS:
             return None
         controls = request.controls or {}
         header = {d.strip().lower() for d in request.cache_control.split(",")} if request.cache_control else ()
@@ -67,7 +68,7 @@ class ResponseCache:
         if isinstance(asked, (int, float)) and not isinstance(asked, bool) and asked > 0:
             ttl = float(asked)
         body = {k: v for k, v in request.body.items() if k not in _NOT_IN_KEY}
-        doc = {"surface": request.surface, "group": request.group, "body": body}
+        doc = {"surface": request.surface, "operation": request.operation, "group": request.group, "body": body}
         key = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
         return Plan(key=key, read=read, write=write, ttl=ttl)
 

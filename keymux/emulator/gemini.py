@@ -24,6 +24,7 @@ from keymux.emulator.base import EmulatorBase
 from keymux.emulator.gemini_answer import (
     RequestError,
     build_answer,
+    check_speech,
     check_thought_signatures,
     count_tokens_request,
     full_response,
@@ -44,7 +45,7 @@ SSE_HEADERS = {
     "Vary": "Origin, X-Origin, Referer",
 }
 METHODS = frozenset(
-    {"generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"}
+    {"generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents", "predict"}
 )
 DEFAULT_MODELS = [
     "gemini-2.5-pro",
@@ -64,8 +65,14 @@ DEFAULT_MODELS = [
     "gemini-flash-lite-latest",
     "gemini-embedding-001",
     "text-embedding-004",
+    "gemini-2.5-flash-preview-tts",
+    "gemini-2.5-pro-preview-tts",
+    "imagen-4.0-generate-001",
+    "imagen-4.0-fast-generate-001",
+    "imagen-4.0-ultra-generate-001",
 ]
 EMBED_DIMS = 8
+BATCH_EMBED_LIMIT = 100  # batchEmbedContents refuses larger batches
 
 
 MIDSTREAM_PAUSE = 0.05  # real seconds between the good event and the error of a "midstream" fault
@@ -227,14 +234,20 @@ class GeminiEmulator(EmulatorBase):
                     msg = check_thought_signatures(req)
                     if msg:
                         raise RequestError(msg, violation=False)
+                msg = check_speech(req, model)
+                if msg:
+                    raise RequestError(msg, violation=False)
                 tokens = 0  # computed with the answer below
             elif method == "countTokens":
                 inner = count_tokens_request(req)
                 total, details = prompt_tokens(inner)
                 self._log(key, model, 200, "ok", False, method)
                 return _json({"totalTokens": total, "promptTokensDetails": details})
+            elif method == "predict":
+                texts = [self._imagen_prompt(req)]
+                tokens = max(1, len(texts[0]) // 4)
             else:
-                texts = self._embed_texts(req, method)
+                texts = self._embed_texts(req, method, model)
                 tokens = max(1, sum(len(t) for t in texts) // 4)
         except RequestError as e:
             return fail(400, W.bad_request(e.message, e.field, e.violation), "bad_request")
@@ -258,6 +271,11 @@ class GeminiEmulator(EmulatorBase):
             return fail(429, W.quota_body(hit, model, self.whole_second_retry), kind)
         self.quota.record(scope, model, tokens, now)
 
+        if method == "predict":
+            self._log(key, model, 200, "ok", False, method)
+            n = g(g(req, "parameters"), "sampleCount") or 1
+            return _json({"predictions": [{"bytesBase64Encoded": W.PNG_B64, "mimeType": "image/png"}
+                                          for _ in range(n)]})
         if answer is None:
             return self._embed_answer(texts, req, method, key, model)
         rid = f"emu-{self._next_id():08x}"
@@ -323,10 +341,31 @@ class GeminiEmulator(EmulatorBase):
         self._log(key, model, status, kind, stream, method)
         return _json(body, status)
 
+    # ------------------------------------------------------------ Imagen
+
+    @staticmethod
+    def _imagen_prompt(req: Any) -> str:
+        """Imagen's :predict: `{instances: [{prompt}], parameters: {sampleCount 1-4, aspectRatio, ...}}`."""
+        instances = req.get("instances") if isinstance(req, dict) else None
+        if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
+            raise RequestError("Only one instance is supported per request.", violation=False)
+        prompt = instances[0].get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise RequestError("The prompt is empty. Please provide a prompt.", violation=False)
+        params = req.get("parameters") or {}
+        n = g(params, "sampleCount", 1)
+        if not isinstance(n, int) or not 1 <= n <= 4:
+            raise RequestError(f"sampleCount must be between 1 and 4, got {n}.", violation=False)
+        ratio = g(params, "aspectRatio")
+        if ratio is not None and ratio not in W.IMAGEN_RATIOS:
+            raise RequestError(f"Unsupported aspect ratio: {ratio}. Supported: {', '.join(W.IMAGEN_RATIOS)}.",
+                               violation=False)
+        return prompt
+
     # ------------------------------------------------------------ embeddings
 
     @staticmethod
-    def _embed_texts(req: Any, method: str) -> list[str]:
+    def _embed_texts(req: Any, method: str, model: str) -> list[str]:
         def texts_of(r: Any, where: str) -> str:
             content = r.get("content") if isinstance(r, dict) else None
             if not isinstance(content, dict) or not content.get("parts"):
@@ -340,6 +379,13 @@ class GeminiEmulator(EmulatorBase):
         reqs = req.get("requests")
         if not reqs or not isinstance(reqs, list):
             raise RequestError("* BatchEmbedContentsRequest.requests: requests is not specified\n", violation=False)
+        if len(reqs) > BATCH_EMBED_LIMIT:
+            raise RequestError(f"* BatchEmbedContentsRequest.requests: at most {BATCH_EMBED_LIMIT} requests can be "
+                               "in one batch\n", violation=False)
+        for i, r in enumerate(reqs):
+            if isinstance(r, dict) and r.get("model") != f"models/{model}":
+                raise RequestError(f"Model names should match for all batched requests. Found {r.get('model')} "
+                                   f"in requests[{i}] and models/{model} in the batch request.", violation=False)
         return [texts_of(r, f"BatchEmbedContentsRequest.requests[{i}]") for i, r in enumerate(reqs)]
 
     def _embed_answer(self, texts: list[str], req: Any, method: str, key: str, model: str) -> web.Response:

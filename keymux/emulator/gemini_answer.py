@@ -8,6 +8,9 @@ Answers (so tests can assert them):
     {"name": <first (allowed) declaration>, "args": {"query": <last user text>}} with a thoughtSignature;
   - functionResponse parts in the last content: "Tool result: <compact json of each response>";
   - image model or responseModalities IMAGE: "Here is your image." + an inline 8x8 PNG;
+  - responseModalities AUDIO (TTS models, which take nothing else): 16-bit 24 kHz PCM, 10 ms per character
+    of the last user text (audio/L16;codec=pcm;rate=24000), 25 tokens per second;
+  - an audio inlineData part in the last user turn: "Heard <n> bytes of <mime>" (a stand-in transcript);
   - responseMimeType application/json: '{"echo":"<last user text>"}';
   - candidateCount n: n identical candidates.
 Token counts: prompt = max(1, chars // 4) over all request text (+258 per media part),
@@ -16,6 +19,7 @@ answer = max(1, chars // 4) per candidate (+1290 per image).
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +31,13 @@ from keymux.emulator.gemini_wire import (
     MSG_IMAGE,
     MSG_THOUGHT,
     PNG_B64,
+    TTS_MIME,
+    TTS_RATE,
+    TTS_TOKENS_PER_SECOND,
+    TTS_VOICES,
     compact,
+    is_tts,
+    speech_pcm,
     thought_signature,
 )
 
@@ -217,6 +227,15 @@ def prompt_tokens(req: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     return text_tokens + sum(media.values()), details
 
 
+def heard_audio(parts: Any) -> str | None:
+    for p in parts:
+        blob = g(p, "inlineData")
+        if isinstance(blob, dict) and str(g(blob, "mimeType", "")).startswith("audio/"):
+            size = len(base64.b64decode(str(g(blob, "data", "")), validate=False))
+            return f"Heard {size} bytes of {g(blob, 'mimeType')}"
+    return None
+
+
 def last_user_text(contents: list[dict[str, Any]]) -> str:
     for c in reversed(contents):
         if (c.get("role") or "user") != "user":
@@ -294,8 +313,9 @@ def build_answer(req: dict[str, Any], model: str) -> Answer:
     modalities = g(gc, "responseModalities")
     if isinstance(modalities, list):
         image = "IMAGE" in [str(m).upper() for m in modalities]
+        audio = "AUDIO" in [str(m).upper() for m in modalities]
     else:
-        image = "image" in model
+        image, audio = "image" in model, False
 
     call_name = None
     if not responses:
@@ -323,6 +343,12 @@ def build_answer(req: dict[str, Any], model: str) -> Answer:
         parts.append(fc)
         stream_parts.append(fc)
         c_tokens = max(1, len(compact(fc["functionCall"])) // 4)
+    elif audio and not responses:
+        pcm = speech_pcm(user_text)
+        parts.append({"inlineData": {"mimeType": TTS_MIME, "data": base64.b64encode(pcm).decode()}})
+        stream_parts.append(parts[-1])
+        c_tokens = max(1, len(pcm) // 2 * TTS_TOKENS_PER_SECOND // TTS_RATE)
+        details = [{"modality": "AUDIO", "tokenCount": c_tokens}]
     elif image and not responses:
         img = {"inlineData": {"mimeType": "image/png", "data": PNG_B64}}
         parts += [{"text": MSG_IMAGE}, img]
@@ -331,8 +357,11 @@ def build_answer(req: dict[str, Any], model: str) -> Answer:
         c_tokens = t_tokens + IMAGE_TOKENS
         details = [{"modality": "TEXT", "tokenCount": t_tokens}, {"modality": "IMAGE", "tokenCount": IMAGE_TOKENS}]
     else:
+        heard = heard_audio(last_parts) if (contents[-1].get("role") or "user") == "user" else None
         if responses:
             text = "Tool result: " + " ".join(compact(fr.get("response")) for fr in responses)
+        elif heard is not None:
+            text = heard
         elif g(gc, "responseMimeType") == "application/json":
             text = compact({"echo": user_text})
         else:
@@ -352,6 +381,27 @@ def build_answer(req: dict[str, Any], model: str) -> Answer:
         cand_tokens=c_tokens, thoughts_tokens=THOUGHT_TOKENS if thoughts else 0,
         cand_details=details, stream_parts=stream_parts, tier=tier,
     )
+
+
+IMAGE_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+
+
+def check_speech(req: dict[str, Any], model: str) -> str | None:
+    """What Google answers a TTS model asked for anything but audio, a voice it does not have, or an image
+    aspect ratio it does not make."""
+    gc = g(req, "generationConfig") or {}
+    modalities = [str(m).upper() for m in g(gc, "responseModalities") or ()] if isinstance(gc, dict) else []
+    if is_tts(model) and modalities != ["AUDIO"]:
+        asked = ", ".join(modalities) or "TEXT"
+        return (f"The requested combination of response modalities ({asked}) is not supported by the model. "
+                f"models/{model} accepts the following combination of response modalities:\n* AUDIO\n")
+    ratio = g(g(gc, "imageConfig"), "aspectRatio")
+    if ratio is not None and ratio not in IMAGE_RATIOS:
+        return f"Unsupported aspect ratio: {ratio}. Supported values are: {', '.join(IMAGE_RATIOS)}."
+    voice = g(g(g(g(gc, "speechConfig"), "voiceConfig"), "prebuiltVoiceConfig"), "voiceName")
+    if voice is not None and voice not in TTS_VOICES:
+        return f"Voice name {voice} is not supported. Allowed voice names are: {', '.join(sorted(TTS_VOICES))}"
+    return None
 
 
 def full_response(ans: Answer, model: str, response_id: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Bodies follow /work/shared/reference/gemini-wire.md (google.rpc.Status JSON).
 from __future__ import annotations
 
 import base64
+import math
 import struct
 import zlib
 from typing import Any
@@ -177,7 +178,19 @@ def is_embedding_model(model: str) -> bool:
     return "embedding" in model
 
 
+def is_imagen(model: str) -> bool:
+    return model.startswith("imagen")
+
+
+def is_tts(model: str) -> bool:
+    return model.endswith("-tts")
+
+
 def supports(model: str, method: str) -> bool:
+    if is_imagen(model):
+        return method == "predict"
+    if method == "predict":
+        return False
     if method in ("embedContent", "batchEmbedContents"):
         return is_embedding_model(model)
     if method == "countTokens":
@@ -187,6 +200,12 @@ def supports(model: str, method: str) -> bool:
 
 def model_object(model: str) -> dict[str, Any]:
     display = " ".join(p.capitalize() if not p[0].isdigit() else p for p in model.split("-"))
+    if is_imagen(model):
+        return {
+            "name": f"models/{model}", "version": "001", "displayName": display,
+            "description": f"Emulated {display}", "inputTokenLimit": 480, "outputTokenLimit": 8192,
+            "supportedGenerationMethods": ["predict"],
+        }
     if is_embedding_model(model):
         return {
             "name": f"models/{model}", "version": "001", "displayName": display,
@@ -221,6 +240,37 @@ def _make_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (66, 
 PNG_BYTES = _make_png()
 PNG_B64 = base64.b64encode(PNG_BYTES).decode()
 IMAGE_TOKENS = 1290  # what Gemini bills per generated image
+
+# ---------------------------------------------------------------- speech (TTS models)
+TTS_MIME = "audio/L16;codec=pcm;rate=24000"  # what Gemini TTS models answer: 16-bit mono PCM at 24 kHz
+TTS_RATE = 24000
+TTS_TOKENS_PER_SECOND = 25
+TTS_VOICES = frozenset((
+    "Zephyr", "Puck", "Charon", "Kore", "Fenrir", "Leda", "Orus", "Aoede", "Callirrhoe", "Autonoe", "Enceladus",
+    "Iapetus", "Umbriel", "Algieba", "Despina", "Erinome", "Algenib", "Rasalgethi", "Laomedeia", "Achernar",
+    "Alnilam", "Schedar", "Gacrux", "Pulcherrima", "Achird", "Zubenelgenubi", "Vindemiatrix", "Sadachbia",
+    "Sadaltager", "Sulafat"))
+IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
+
+
+def wav_bytes(pcm: bytes, rate: int = TTS_RATE) -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return out.getvalue()
+
+
+def speech_pcm(text: str) -> bytes:
+    """Deterministic 16-bit PCM: 10 ms of a tone per character of text."""
+    samples = max(1, len(text)) * TTS_RATE // 100
+    tone = [int(8000 * math.sin(2 * math.pi * 440 * i / TTS_RATE)) for i in range(TTS_RATE // 100)]
+    return struct.pack(f"<{len(tone)}h", *tone) * (samples // len(tone))
 
 
 def thought_signature(name: str) -> str:

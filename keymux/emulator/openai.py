@@ -23,7 +23,7 @@ from aiohttp import web
 from keymux.emulator import openai_responses as R
 from keymux.emulator import openai_wire as O
 from keymux.emulator.base import EmulatorBase
-from keymux.emulator.gemini_wire import embedding_values
+from keymux.emulator.gemini_wire import PNG_B64, embedding_values, speech_pcm, wav_bytes
 from keymux.emulator.quota import QuotaHit, go_duration
 
 JSON_CT = "application/json"
@@ -40,6 +40,12 @@ DEFAULT_MODELS = [
     "o4-mini",
     "text-embedding-3-small",
     "text-embedding-3-large",
+    "gpt-image-1",
+    "dall-e-3",
+    "tts-1",
+    "gpt-4o-mini-tts",
+    "whisper-1",
+    "gpt-4o-transcribe",
 ]
 DEFAULT_RPM = 10_000
 DEFAULT_TPM = 10_000_000
@@ -65,6 +71,10 @@ class OpenAIEmulator(EmulatorBase):
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/v1/images/generations", self._images)
+        app.router.add_post("/v1/images/edits", self._image_edits)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
         app.router.add_get("/_emulator/stats", self._stats_handler)
@@ -293,6 +303,127 @@ class OpenAIEmulator(EmulatorBase):
         body = {"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         return _json(body, 200, headers)
+
+    async def _images(self, request: web.Request) -> web.Response:
+        """gpt-image-1: always b64_json, with token usage; dall-e-*: `url` unless b64_json is asked."""
+        endpoint = "images.generations"
+        key, model, req, _, refused = await self._admit(request, endpoint)
+        if refused is not None:
+            return refused
+        prompt = req.get("prompt") if isinstance(req, dict) else None
+        if not isinstance(prompt, str) or not prompt:
+            body = O.error_body("Missing required parameter: 'prompt'.", "invalid_request_error", "prompt",
+                                "missing_required_parameter")
+            self._log(key, model, 400, "bad_request", False, endpoint)
+            return _json(body, 400)
+        n = req.get("n") or 1
+        popped = self.faults.pop(key)
+        fault = popped[1] if popped else None
+        if fault is not None and fault != "midstream":
+            return await self._fault(fault, key, model, False, endpoint)
+        tokens = max(1, len(prompt) // 4)
+        refused = self._quota(key, model, tokens, False, endpoint, popped)
+        if refused is not None:
+            return refused
+        headers = self._limit_headers(key, model)
+        self._log(key, model, 200, "ok", False, endpoint)
+        png = PNG_B64
+        if model.startswith("dall-e"):
+            if req.get("response_format") == "b64_json":
+                items: list[dict[str, Any]] = [{"b64_json": png, "revised_prompt": prompt} for _ in range(n)]
+            else:
+                items = [{"url": f"https://oaidalleapiprodscus.blob.core.windows.net/emu/{i}.png",
+                          "revised_prompt": prompt} for i in range(n)]
+            return _json({"created": int(self.clock.time()), "data": items}, 200, headers)
+        out = 1056 * n  # a 1024x1024 image at medium quality
+        return _json({"created": int(self.clock.time()), "background": "opaque",
+                      "data": [{"b64_json": png} for _ in range(n)], "output_format": "png", "quality": "medium",
+                      "size": req.get("size") or "1024x1024",
+                      "usage": {"input_tokens": tokens, "input_tokens_details": {"image_tokens": 0,
+                                                                                 "text_tokens": tokens},
+                                "output_tokens": out, "total_tokens": tokens + out}}, 200, headers)
+
+    async def _image_edits(self, request: web.Request) -> web.Response:
+        """multipart `image` / `image[]` (PNG, JPEG, WebP), `prompt`, `model`, `n`: gpt-image-1's answer shape."""
+        endpoint = "images.edits"
+        key, denied = self._auth(request)
+        if denied:
+            self._log(key, "", denied[0], denied[2], False, endpoint)
+            return _json(denied[1], denied[0])
+        form = await request.post()
+        model, prompt = str(form.get("model") or ""), str(form.get("prompt") or "")
+        images = [v for k, v in form.items() if k in ("image", "image[]") and isinstance(v, web.FileField)]
+        if model not in self.models or not prompt or not images:
+            param = "model" if model not in self.models else "prompt" if not prompt else "image"
+            body = O.error_body(f"Missing required parameter: '{param}'.", "invalid_request_error", param,
+                                "missing_required_parameter")
+            self._log(key, model, 400, "bad_request", False, endpoint)
+            return _json(body, 400)
+        n = int(str(form.get("n") or 1))
+        tokens = max(1, len(prompt) // 4) + 323 * len(images)
+        refused = self._quota(key, model, tokens, False, endpoint, None)
+        if refused is not None:
+            return refused
+        self._log(key, model, 200, "ok", False, endpoint)
+        out = 1056 * n
+        return _json({"created": int(self.clock.time()), "data": [{"b64_json": PNG_B64} for _ in range(n)],
+                      "usage": {"input_tokens": tokens, "input_tokens_details": {"image_tokens": 323 * len(images),
+                                                                                 "text_tokens": tokens - 323 * len(images)},
+                                "output_tokens": out, "total_tokens": tokens + out}}, 200,
+                     self._limit_headers(key, model))
+
+    async def _speech(self, request: web.Request) -> web.Response:
+        """Audio bytes: pcm (24 kHz 16-bit mono, 10 ms per character), wav around it, else a stand-in frame."""
+        endpoint = "audio.speech"
+        key, model, req, _, refused = await self._admit(request, endpoint)
+        if refused is not None:
+            return refused
+        text = req.get("input") if isinstance(req, dict) else None
+        if not isinstance(text, str) or not text or not req.get("voice"):
+            param = "voice" if isinstance(text, str) and text else "input"
+            body = O.error_body(f"Missing required parameter: '{param}'.", "invalid_request_error", param,
+                                "missing_required_parameter")
+            self._log(key, model, 400, "bad_request", False, endpoint)
+            return _json(body, 400)
+        refused = self._quota(key, model, max(1, len(text) // 4), False, endpoint, None)
+        if refused is not None:
+            return refused
+        fmt = req.get("response_format") or "mp3"
+        pcm = speech_pcm(text)
+        audio = {"pcm": pcm, "wav": wav_bytes(pcm)}.get(fmt, b"\xff\xf3\x84\xc4" + bytes(100))
+        types = {"pcm": "audio/pcm", "wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/opus",
+                 "aac": "audio/aac", "flac": "audio/flac"}
+        self._log(key, model, 200, "ok", False, endpoint)
+        return web.Response(body=audio, headers={"Content-Type": types.get(fmt, "audio/mpeg"),
+                                                 **self._limit_headers(key, model)})
+
+    async def _transcriptions(self, request: web.Request) -> web.Response:
+        endpoint = "audio.transcriptions"
+        key, denied = self._auth(request)
+        if denied:
+            self._log(key, "", denied[0], denied[2], False, endpoint)
+            return _json(denied[1], denied[0])
+        form = await request.post()
+        model = str(form.get("model") or "")
+        upload = form.get("file")
+        if model not in self.models or not isinstance(upload, web.FileField):
+            param = "file" if model in self.models else "model"
+            body = O.error_body(f"Missing required parameter: '{param}'.", "invalid_request_error", param,
+                                "missing_required_parameter")
+            self._log(key, model, 400, "bad_request", False, endpoint)
+            return _json(body, 400)
+        data = upload.file.read()
+        refused = self._quota(key, model, max(1, len(data) // 500), False, endpoint, None)
+        if refused is not None:
+            return refused
+        text = f"Heard {len(data)} bytes of {upload.content_type}"
+        self._log(key, model, 200, "ok", False, endpoint)
+        if form.get("response_format") == "text":
+            return web.Response(text=text + "\n", content_type="text/plain")
+        tokens_in, tokens_out = max(1, len(data) // 500), max(1, len(text) // 4)
+        return _json({"text": text, "usage": {"type": "tokens", "input_tokens": tokens_in,
+                                              "output_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}},
+                     200, self._limit_headers(key, model))
 
     async def _list_models(self, request: web.Request) -> web.Response:
         key, denied = self._auth(request)

@@ -17,6 +17,7 @@ from keymux.exchange.gemini_gemini import GeminiPassthrough
 from keymux.exchange.gemini_resources import GeminiResource
 from keymux.exchange.openai_openai import OpenAIPassthrough
 from keymux.exchange.openai_responses import OpenAIResponsesPassthrough
+from keymux.exchange.operations import OPERATIONS, operation_exchange
 from keymux.exchange.translating import TranslatingExchange
 from keymux.translate.registry import CLIENTS, PROVIDERS
 
@@ -35,6 +36,8 @@ def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: byt
         return GeminiResource(body, raw, path, http_method)
     if surface == "openai_responses" and provider == "openai":
         return OpenAIResponsesPassthrough(body)
+    if surface == "openai" and method in OPERATIONS:  # embeddings, images, audio: not chat, not the pivot
+        return operation_exchange(method, provider, body=body, model=model)
     if surface == provider:
         if surface == "gemini":
             return GeminiPassthrough(body, raw, method)

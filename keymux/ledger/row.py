@@ -13,7 +13,7 @@ from keymux.request import Trace
 COLUMNS = ("id", "at", "sec", "request_id", "surface", "client", "grp", "key", "upstream_model", "status",
            "outcome", "attempts", "n_attempts", "prompt_tokens", "completion_tokens", "reasoning_tokens",
            "total_tokens", "cost", "value", "free_tier", "latency", "ttfb", "stream", "detail", "queue_wait",
-           "modal_cost")
+           "modal_cost", "operation")
 ATTEMPT_COLUMNS = ("row_id", "seq", "at", "key", "outcome")
 DETAIL_MAX = 300
 TEXT_MAX = 200  # request ids, client names, groups: anything longer is cut (ids come from clients)
@@ -45,6 +45,7 @@ class Row(NamedTuple):
     detail: str = ""
     queue_wait: float = 0.0  # seconds spent queued for a key (migration 2)
     modal_cost: str | None = None  # JSON {"output_image": USD, ...}: tokens priced by modality (migration 4)
+    operation: str = ""  # the request's operation (Request.operation; migration 6)
 
     @classmethod
     def from_trace(cls, trace: Trace, cost: Cost) -> Row:
@@ -56,14 +57,14 @@ class Row(NamedTuple):
                    reasoning_tokens=u.reasoning if u else 0, total_tokens=u.total if u else 0,
                    cost=cost.cost, value=cost.value, free_tier=cost.free, latency=trace.latency, ttfb=trace.ttfb,
                    stream=r.stream, detail=trace.detail[:DETAIL_MAX], queue_wait=trace.queue_wait,
-                   modal_cost=orjson.dumps(cost.modal).decode() if cost.modal else None)
+                   modal_cost=orjson.dumps(cost.modal).decode() if cost.modal else None, operation=r.operation)
 
     def values(self) -> tuple[Any, ...]:
         return (self.id, self.at, int(self.at), self.request_id, self.surface, self.client, self.group, self.key,
                 self.upstream_model, self.status, self.outcome, orjson.dumps(self.attempts).decode(),
                 len(self.attempts), self.prompt_tokens, self.completion_tokens, self.reasoning_tokens,
                 self.total_tokens, self.cost, self.value, int(self.free_tier), self.latency, self.ttfb,
-                int(self.stream), self.detail, self.queue_wait, self.modal_cost)
+                int(self.stream), self.detail, self.queue_wait, self.modal_cost, self.operation)
 
     def attempt_values(self) -> list[tuple[Any, ...]]:
         """Rows for the `attempts` table: the failed attempts only. Nothing reads the successful ones from
@@ -128,4 +129,5 @@ def row_dict(values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
     d["free_tier"] = bool(d["free_tier"])
     d["stream"] = bool(d["stream"])
     d["modal_cost"] = orjson.loads(d["modal_cost"]) if d.get("modal_cost") else None
+    d["operation"] = d.get("operation") or ""
     return d

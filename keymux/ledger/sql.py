@@ -52,11 +52,17 @@ def _gateway_clients(real: str) -> list[str]:
             f"updated {real} NOT NULL)"]
 
 
+def _operation() -> list[str]:
+    # What the client asked for: chat, embeddings, images, speech, transcriptions, a Gemini method. NULL: before v6.
+    return ["ALTER TABLE requests ADD COLUMN operation TEXT"]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [(1, _ddl("REAL", "INTEGER")), (2, _queue_wait("REAL")), (3, _disables("REAL")),
-               (4, _modal_cost()), (5, _gateway_clients("REAL"))],
+               (4, _modal_cost()), (5, _gateway_clients("REAL")), (6, _operation())],
     "postgres": [(1, _ddl("DOUBLE PRECISION", "BIGINT")), (2, _queue_wait("DOUBLE PRECISION")),
-                 (3, _disables("DOUBLE PRECISION")), (4, _modal_cost()), (5, _gateway_clients("DOUBLE PRECISION"))],
+                 (3, _disables("DOUBLE PRECISION")), (4, _modal_cost()), (5, _gateway_clients("DOUBLE PRECISION")),
+                 (6, _operation())],
 }
 SCHEMA_VERSION = max(v for v, _ in MIGRATIONS["sqlite"])
 
@@ -96,7 +102,8 @@ def numbered(sql: str) -> str:
     return "".join(out[:-1])
 
 
-DIMENSIONS = {"key": "key", "group": "grp", "client": "client", "model": "upstream_model", "surface": "surface"}
+DIMENSIONS = {"key": "key", "group": "grp", "client": "client", "model": "upstream_model", "surface": "surface",
+              "operation": "operation"}
 BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
 
 _SUMS = ("count(*), sum(CASE WHEN outcome IN ('ok', 'cache_hit') THEN 0 ELSE 1 END), sum(prompt_tokens), sum(completion_tokens), "

@@ -21,6 +21,11 @@ def chat_url(api_base: str | None) -> str:
     return f"{base}/chat/completions"
 
 
+def endpoint_url(api_base: str | None, path: str) -> str:
+    """Any other endpoint under the same base: "embeddings", "images/generations", "audio/speech"..."""
+    return f"{(api_base or DEFAULT_BASE).rstrip('/')}/{path}"
+
+
 _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
 

@@ -1,4 +1,4 @@
-"""The OpenAI API surface: /v1/chat/completions and /v1/models (also without the /v1 prefix)."""
+"""The OpenAI API surface: /v1/chat/completions (also without the /v1 prefix); models: openai_models.py."""
 
 from __future__ import annotations
 
@@ -58,17 +58,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await send_stream(request, result)
 
 
-async def list_models(request: web.Request) -> web.Response:
-    api = request.app[CLIENT_API]
-    snapshot = api.live.snapshot
-    check_auth(request, snapshot.config.master_key)
-    created = int(api.started)
-    data = [{"id": name, "object": "model", "created": created, "owned_by": "keymux"} for name in snapshot.listed]
-    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=JSON)
-
-
 def add_routes(app: web.Application) -> None:
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
-        app.router.add_get(f"{prefix}/models", list_models)
     add_error_shape(app, "/", openai_error_response)

@@ -48,6 +48,7 @@ class Usage:
     prompt_modalities: dict[str, int] | None = None
     completion_modalities: dict[str, int] | None = None
     tier: str | None = None
+    images: int = 0  # generated images, for models priced per image (Imagen); 0 for everything else
 
 
 @dataclass(slots=True)

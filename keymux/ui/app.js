@@ -620,7 +620,7 @@
     var tried = r.attempts.map(function (a) { return a[0]; });
     var others = (state.keys || []).filter(function (k) { return k.groups.indexOf(r.group) >= 0 && tried.indexOf(k.key) < 0; });
     var rows = [["Request id", r.request_id], ["When", new Date(r.at * 1000).toISOString()], ["Client", r.client],
-                ["Surface", r.surface], ["Group", r.group], ["Model", r.upstream_model || "–"],
+                ["Surface", r.surface], ["Operation", r.operation || "–"], ["Group", r.group], ["Model", r.upstream_model || "–"],
                 ["Answered by", r.key || "no key"], ["Status", r.status + " " + r.outcome],
                 ["Queue wait", secs(r.queue_wait)], ["First byte", secs(r.ttfb)], ["Latency", secs(r.latency)],
                 ["Tokens", nf.format(r.prompt_tokens) + " in, " + nf.format(r.completion_tokens) + " out" +
