@@ -30,6 +30,7 @@ from keymux.relay import Relay
 from keymux.reload import Changes, restore_disables
 from keymux.request import Reply, Request, StreamReply
 from keymux.surfaces import admin as admin_surface
+from keymux.surfaces import anthropic as anthropic_surface
 from keymux.surfaces import gemini as gemini_surface
 from keymux.surfaces import health as health_surface
 from keymux.surfaces import openai as openai_surface
@@ -146,6 +147,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     openai_surface.add_routes(app)
+    anthropic_surface.add_routes(app)
     gemini_surface.add_routes(app)
     health_surface.add_routes(app)
     admin_surface.add_routes(app)

@@ -29,7 +29,8 @@ def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: byt
     if surface == provider:
         if surface == "gemini":
             return GeminiPassthrough(body, raw, method)
-        return OpenAIPassthrough(body, raw)
+        if surface == "openai":
+            return OpenAIPassthrough(body, raw)
     if surface == "gemini" and method != "generateContent":
         raise BadRequest(f"{method} is only available for model groups served by Gemini keys")
     return TranslatingExchange(CLIENTS[surface], PROVIDERS[provider], body, model=model, drop_params=drop_params,

@@ -18,6 +18,7 @@ from keymux.surfaces.common import (
     read_json,
     request_id,
 )
+from keymux.surfaces import anthropic
 from keymux.surfaces.streaming import send_stream
 
 
@@ -59,6 +60,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.Response:
+    if anthropic.wants_models(request):
+        return await anthropic.list_models(request)
     api = request.app[CLIENT_API]
     snapshot = api.live.snapshot
     check_auth(request, snapshot.config.master_key)

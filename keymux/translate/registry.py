@@ -6,6 +6,7 @@ Keys are the surface names (keymux/surfaces) and the provider names of the confi
 
 from __future__ import annotations
 
+from keymux.translate.clients import anthropic as anthropic_client
 from keymux.translate.clients import gemini as gemini_client
 from keymux.translate.clients import openai_chat
 from keymux.translate.codecs import ClientCodec, ProviderCodec
@@ -15,6 +16,7 @@ from keymux.translate.providers import openai as openai_provider
 CLIENTS: dict[str, ClientCodec] = {
     "openai": openai_chat,
     "gemini": gemini_client,
+    "anthropic": anthropic_client,
 }
 PROVIDERS: dict[str, ProviderCodec] = {
     "gemini": gemini_provider,
