@@ -61,7 +61,7 @@ class Snapshot:
         for candidate in (name.removeprefix("models/"), name.partition("/")[2]):
             if candidate and candidate in groups:
                 return candidate
-        return None
+        return self.config.router.aliases.get(name)
 
     def deployments(self) -> list[Deployment]:
         """Every deployment of the configured groups, each once."""

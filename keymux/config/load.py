@@ -30,11 +30,12 @@ from keymux.config.sections import (
     ROUTING_STRATEGIES,
     general_settings,
     litellm_settings,
+    model_aliases,
     router_settings,
 )
 
 _TOP_LEVEL = ("model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables",
-              "include")
+              "include", "aliases")
 _TOP_LEVEL_UNSUPPORTED = frozenset(("credential_list", "guardrails", "mcp_servers", "files_settings",
                                     "assistant_settings", "finetune_settings", "search_tools",
                                     "vector_store_registry", "callback_settings", "pass_through_endpoints"))
@@ -205,6 +206,8 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     ls = f.mapping(doc.get("litellm_settings"), "litellm_settings")
     gs = f.mapping(doc.get("general_settings"), "general_settings")
     router = router_settings(rs, ls, f, groups, models.skipped_groups)
+    if doc.get("aliases") is not None:
+        router = replace(router, aliases={**router.aliases, **model_aliases(doc["aliases"], "aliases", f, groups)})
     drop_params, verbose, cache = litellm_settings(ls, f, router.redis)
     master_key, max_request_bytes, database_url, metrics_auth, max_upstream, server = general_settings(gs, f)
     deployments = _default_bases(models.deployments, f.env)

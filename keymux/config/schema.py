@@ -98,6 +98,9 @@ class RouterSettings:
     # `egress_window` seconds, the limit is this host's IP, not the keys: back off the provider as a whole.
     egress_window: float = 10.0
     egress_share: float = 0.75
+    # Other names for model groups (router_settings.model_group_alias, or a top-level `aliases:` map), so
+    # that e.g. Claude Code's default model ids reach a Gemini group without client changes.
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

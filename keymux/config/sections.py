@@ -26,7 +26,7 @@ _ROUTER_IN_LITELLM = {"num_retries": "num_retries", "request_timeout": "timeout"
                       "cooldown_time": "cooldown_time", "fallbacks": "fallbacks",
                       "context_window_fallbacks": "context_window_fallbacks"}
 _ROUTER_UNSUPPORTED = frozenset((
-    "model_group_alias", "enable_pre_call_checks", "retry_policy", "allowed_fails_policy", "routing_strategy_args",
+    "enable_pre_call_checks", "retry_policy", "allowed_fails_policy", "routing_strategy_args",
     "cache_responses", "enable_tag_filtering", "disable_cooldowns", "provider_budget_config",
     "optional_pre_call_checks", "set_verbose", "debug_level", "cache_kwargs", "polling_interval", "max_fallbacks",
     "model_group_retry_policy", "redis_db", "client_ttl", "stream_timeout", "default_litellm_params",
@@ -69,6 +69,8 @@ def router_settings(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: se
             values[key] = _router_value(key, val, path, f, groups, skipped)
         elif key in _REDIS:
             redis[key] = val
+        elif key == "model_group_alias":
+            values["aliases"] = model_aliases(val, path, f, groups)
         elif key == "default_fallbacks":
             f.string_list(val, path, what="a list of model group names")
             f.mark_inactive(path, "fallbacks for every group")
@@ -80,6 +82,20 @@ def router_settings(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: se
             f.unknown("router_settings", key)
     values["redis"] = _redis(redis, "router_settings", "redis_", f)
     return RouterSettings(**values)  # type: ignore[arg-type]
+
+
+def model_aliases(value: object, path: str, f: Fields, groups: set[str]) -> dict[str, str]:
+    """{alias: group} or LiteLLM's {alias: {model: group, hidden: ...}}; the group must exist."""
+    out: dict[str, str] = {}
+    for alias, target in f.mapping(value, path).items():
+        at = join_path(path, str(alias))
+        if isinstance(target, dict):
+            target = target.get("model")
+        group = f.string(target, at, what="a model group name")
+        if group not in groups:
+            raise f.error(at, "a model group name", message=f"model group {group!r} is not in model_list")
+        out[str(alias)] = group
+    return out
 
 
 def _redis(section: dict, path: str, prefix: str, f: Fields) -> RedisSettings | None:

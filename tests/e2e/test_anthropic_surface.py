@@ -100,3 +100,93 @@ async def test_errors_in_anthropic_shape(stack) -> None:  # type: ignore[no-unty
                                                 tools=[{"type": "web_search_20250305", "name": "web_search"}])
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert "tools.0.type" in bad.value.body["error"]["message"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_thinking_with_signatures_keeps_gemini3_tool_use_working(make_stack: StackFactory,
+                                                                       streamed: bool) -> None:
+    stack = await make_stack({"model_list": gemini_group("think", ["k1"], model="gemini-3-pro-preview")},
+                             gemini_keys={"k1": EmuKey()})
+    client = stack.anthropic()
+    ask = [{"role": "user", "content": "Oslo"}]
+    args = {"model": "think", "max_tokens": 4000, "tools": [WEATHER],
+            "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    if streamed:
+        deltas = []
+        async with client.messages.stream(messages=ask, **args) as s:
+            async for event in s:
+                if event.type == "content_block_delta":
+                    deltas.append(event.delta.type)
+            first = await s.get_final_message()
+        assert {"thinking_delta", "input_json_delta"} <= set(deltas)
+    else:
+        first = await client.messages.create(messages=ask, **args)
+    assert [b.type for b in first.content] == ["thinking", "tool_use"]
+    assert first.content[0].thinking == "Thinking about it..."
+    # Gemini 3 refuses the next turn unless the function call's thoughtSignature comes back: it does.
+    use = first.content[1]
+    second = await client.messages.create(messages=[
+        *ask, {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "snow"}]}], **args)
+    assert second.stop_reason == "end_turn" and "snow" in second.content[-1].text
+    stripped = [{**b.model_dump(), "id": use.id.partition("__thought__")[0]} if b.type == "tool_use" else b.model_dump()
+                for b in first.content]
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        await client.messages.create(messages=[*ask, {"role": "assistant", "content": stripped}, {
+            "role": "user", "content": [{"type": "tool_result", "tool_use_id": stripped[1]["id"], "content": "x"}]}],
+            **args)
+    assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+async def test_rate_limit_error_with_retry_after(make_stack: StackFactory) -> None:
+    stack = await make_stack({"model_list": gemini_group("chat", ["k1"], rpm=1),
+                              "router_settings": {"queue_timeout": 0}}, gemini_keys={"k1": EmuKey()})
+    client = stack.anthropic()
+    await client.messages.create(model="chat", max_tokens=10, messages=MSG)
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        await client.messages.create(model="chat", max_tokens=10, messages=MSG)
+    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert int(limited.value.response.headers["retry-after"]) > 0
+
+
+async def test_unsupported_field_is_a_400_or_dropped(make_stack: StackFactory) -> None:
+    doc = {"model_list": gemini_group("chat", ["k1"])}
+    stack = await make_stack(doc, gemini_keys={"k1": EmuKey()})
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        await stack.anthropic().messages.create(model="chat", max_tokens=10, messages=MSG,
+                                                container="c-1")
+    assert "container" in bad.value.body["error"]["message"]  # type: ignore[index]
+    dropping = await make_stack({**doc, "litellm_settings": {"drop_params": True}}, gemini_keys={"k1": EmuKey()})
+    msg = await dropping.anthropic().messages.create(model="chat", max_tokens=10, messages=MSG, container="c-1")
+    assert msg.content[0].text.startswith("Echo")
+
+
+async def test_models_list_in_anthropic_shape(make_stack: StackFactory) -> None:
+    stack = await make_stack({"model_list": gemini_group("chat", ["k1"]) + gemini_group("fast", ["k1"])},
+                             gemini_keys={"k1": EmuKey()})
+    page = await stack.anthropic().models.list()
+    assert [m.id for m in page.data] == ["chat", "fast"] and page.data[0].type == "model"
+    assert {m.id for m in (await stack.openai().models.list()).data} == {"chat", "fast"}  # OpenAI shape still
+
+
+@pytest.mark.parametrize("where", ["router_settings", "aliases"])
+async def test_claude_model_ids_route_to_a_gemini_group_by_config(make_stack: StackFactory, where: str) -> None:
+    aliases = {"claude-sonnet-4-5-20250929": "chat", "claude-haiku-4-5": {"model": "chat"}}
+    doc = {"model_list": gemini_group("chat", ["k1"]),
+           **({"router_settings": {"model_group_alias": aliases}} if where == "router_settings" else {"aliases": aliases})}
+    stack = await make_stack(doc, gemini_keys={"k1": EmuKey()})
+    for model in ("claude-sonnet-4-5-20250929", "claude-haiku-4-5"):
+        msg = await stack.anthropic().messages.create(model=model, max_tokens=50, messages=MSG)
+        assert msg.model == model and msg.content[0].text == "Echo: hello there"
+    assert stack.gemini.count("k1", 200) == 2
+    with pytest.raises(anthropic.NotFoundError):
+        await stack.anthropic().messages.create(model="claude-opus-4-1", max_tokens=50, messages=MSG)
+
+
+def test_an_alias_to_a_missing_group_is_refused_with_its_path() -> None:
+    from keymux.config.fields import ConfigError
+    from keymux.config.load import parse_config
+
+    with pytest.raises(ConfigError) as err:
+        parse_config({"model_list": gemini_group("chat", ["k1"]), "aliases": {"claude-x": "nope"}}, env={})
+    assert "aliases.claude-x" in str(err.value) and "nope" in str(err.value)
