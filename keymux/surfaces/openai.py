@@ -9,6 +9,7 @@ from aiohttp import web
 
 from keymux.errors import BadRequest, NotFound
 from keymux.request import Reply, Request
+from keymux.surfaces import anthropic
 from keymux.surfaces.common import (
     CLIENT_API,
     JSON,
@@ -18,7 +19,6 @@ from keymux.surfaces.common import (
     read_json,
     request_id,
 )
-from keymux.surfaces import anthropic
 from keymux.surfaces.streaming import send_stream
 
 

@@ -10,6 +10,7 @@ from keymux.translate.clients import anthropic as anthropic_client
 from keymux.translate.clients import gemini as gemini_client
 from keymux.translate.clients import openai_chat
 from keymux.translate.codecs import ClientCodec, ProviderCodec
+from keymux.translate.providers import anthropic as anthropic_provider
 from keymux.translate.providers import gemini as gemini_provider
 from keymux.translate.providers import openai as openai_provider
 
@@ -21,4 +22,5 @@ CLIENTS: dict[str, ClientCodec] = {
 PROVIDERS: dict[str, ProviderCodec] = {
     "gemini": gemini_provider,
     "openai": openai_provider,
+    "anthropic": anthropic_provider,
 }

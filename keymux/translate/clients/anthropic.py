@@ -458,7 +458,7 @@ class StreamEncoder:
         self._started = True
         usage = usage_doc(self.usage)
         usage["output_tokens"] = min(usage["output_tokens"], 1)
-        message = {"id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
+        message: Json = {"id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
                    "stop_reason": None, "stop_sequence": None, "usage": usage}
         return [_event(b"message_start", {"type": "message_start", "message": message}),
                 _event(b"ping", {"type": "ping"})]
@@ -540,6 +540,8 @@ def stream_from_body(body: bytes, include_usage: bool = False) -> list[bytes]:
     out = [_event(b"message_start", {"type": "message_start", "message": start}), _event(b"ping", {"type": "ping"})]
     for i, block in enumerate(doc.get("content") or []):
         kind = block.get("type")
+        first: Json
+        delta: Json | None
         if kind == "text":
             first, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block.get("text", "")}
         elif kind == "thinking":
@@ -572,7 +574,7 @@ def body_from_stream(events: list[bytes], usage: p.Usage | None = None) -> bytes
         event = orjson.loads(payload)
         kind = event.get("type")
         if kind == "message_start":
-            message = dict(event.get("message") or {})
+            message = {**(event.get("message") or {})}
         elif kind == "content_block_start":
             blocks[event.get("index", 0)] = dict(event.get("content_block") or {})
         elif kind == "content_block_delta":
