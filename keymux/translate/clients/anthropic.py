@@ -26,9 +26,11 @@ from keymux.translate.sse import decode_all, sse_event
 from keymux.translate.tool_calls import derive_call_id, join_tool_call_id, split_tool_call_id
 
 # Accepted and ignored: they mean nothing to another provider or are the caller's business.
+# `context_management` (Claude Code sends it) asks Anthropic to trim old tool results server-side; without
+# it the whole history goes upstream, which changes no answer, only its size.
 _HARMLESS = frozenset({
     "model", "stream", "metadata", "service_tier", "cache_control", "inference_geo", "speed", "diagnostics",
-    "user_profile_id", "workspace_id",
+    "user_profile_id", "workspace_id", "context_management",
 })
 _MAPPED = frozenset({
     "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p", "top_k", "tools",
