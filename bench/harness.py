@@ -48,7 +48,7 @@ MASTER = "sk-bench-master-key"
 N_KEYS = 12
 CHAT_KEYS = [f"bench-key{i}" for i in range(6)]  # the keys of group bench-chat in bench/config.yaml
 UPSTREAM_MODEL = "gemini-2.5-flash"
-TARGETS = ("direct", "baseline", "keymux")
+TARGETS = ("direct", "baseline", "keymux", "anthropic")  # anthropic: keymux's Anthropic surface, same keys
 MODES = ("json", "stream")
 TIMELINE = {"added_ms": 1.0, "throughput": 0.85, "startup_s": 1.0, "rss_mb": 80.0, "install_mb": 60.0}
 
@@ -357,6 +357,12 @@ def target_table(upstream: str, base_port: int, km_port: int) -> dict[str, dict[
     native = f"{upstream}/v1beta/models/{UPSTREAM_MODEL}"
     direct_h = {**ct, "x-goog-api-key": CHAT_KEYS[0]}
     km_h = {**ct, "Authorization": f"Bearer {MASTER}"}
+    # The same conversation as an Anthropic Messages request, as the anthropic SDKs send it.
+    anthropic_body = {"model": OPENAI_BODY["model"], "max_tokens": OPENAI_BODY["max_tokens"],
+                      "temperature": OPENAI_BODY["temperature"], "system": OPENAI_BODY["messages"][0]["content"],
+                      "messages": OPENAI_BODY["messages"][1:]}
+    ant_h = {**ct, "x-api-key": MASTER, "anthropic-version": "2023-06-01"}
+    messages = f"http://127.0.0.1:{km_port}/v1/messages"
     return {
         "direct": {"json": (f"{native}:generateContent", gemini_body, direct_h),
                    "stream": (f"{native}:streamGenerateContent?alt=sse", gemini_body, direct_h)},
@@ -364,6 +370,8 @@ def target_table(upstream: str, base_port: int, km_port: int) -> dict[str, dict[
                      "stream": (f"http://127.0.0.1:{base_port}/v1/chat/completions", openai_stream, ct)},
         "keymux": {"json": (f"http://127.0.0.1:{km_port}/v1/chat/completions", openai_json, km_h),
                    "stream": (f"http://127.0.0.1:{km_port}/v1/chat/completions", openai_stream, km_h)},
+        "anthropic": {"json": (messages, orjson.dumps(anthropic_body), ant_h),
+                      "stream": (messages, orjson.dumps({**anthropic_body, "stream": True}), ant_h)},
     }
 
 
@@ -374,8 +382,12 @@ def check_answers(targets: dict[str, dict[str, tuple[str, bytes, dict]]]) -> Non
             status, raw = http(url, body, headers)
             expect = b"candidates" if name == "direct" else (b"chat.completion.chunk" if mode == "stream"
                                                              else b"chat.completion")
+            if name == "anthropic":
+                expect = b"event: message_stop" if mode == "stream" else b'"type":"message"'
             if status != 200 or expect not in raw:
                 raise RuntimeError(f"{name} {mode}: {status} {raw[:300]!r}")
+            if name == "anthropic":
+                continue
             if name != "direct" and mode == "stream" and not raw.rstrip().endswith(b"data: [DONE]"):
                 raise RuntimeError(f"{name} stream did not end with [DONE]: {raw[-200:]!r}")
 
@@ -395,6 +407,17 @@ def summarize(table: dict[tuple[str, str, int], Result], conns_list: list[int], 
             print(f"  {mode:<6} {conns:>2} conns: throughput {ratio:5.2f}x baseline{target}; "
                   f"p50 {km.p50_ms:.2f} vs {base.p50_ms:.2f} ms; p99 {km.p99_ms:.2f} vs {base.p99_ms:.2f} ms; "
                   f"direct {direct.rps:.0f} req/s")
+    for mode in MODES:
+        for conns in conns_list:
+            ant, km, base = table[("anthropic", mode, conns)], table[("keymux", mode, conns)], \
+                table[("baseline", mode, conns)]
+            ratio = ant.rps / base.rps if base.rps else float("nan")
+            openai_ratio = km.rps / base.rps if base.rps else float("nan")
+            within = abs(ratio / openai_ratio - 1) if openai_ratio else float("nan")
+            out[f"anthropic_throughput_ratio_{mode}_{conns}"] = ratio
+            print(f"  {mode:<6} {conns:>2} conns: Anthropic surface {ratio:5.2f}x baseline vs OpenAI surface "
+                  f"{openai_ratio:5.2f}x ({within * 100:.1f}% apart; target <= 10%: {verdict(within <= 0.10)}); "
+                  f"p50 {ant.p50_ms:.2f} ms")
     low = min(conns_list)
     for mode in MODES:
         km, base, direct = table[("keymux", mode, low)], table[("baseline", mode, low)], table[("direct", mode, low)]

@@ -32,6 +32,7 @@ from keymux.relay import Relay
 from keymux.reload import Changes, restore_disables
 from keymux.request import Reply, Request, StreamReply
 from keymux.surfaces import admin as admin_surface
+from keymux.surfaces import anthropic as anthropic_surface
 from keymux.surfaces import clients as clients_surface
 from keymux.surfaces import gemini as gemini_surface
 from keymux.surfaces import (
@@ -182,6 +183,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     openai_models.add_routes(app)
     openai_images.add_routes(app)
     openai_audio.add_routes(app)
+    anthropic_surface.add_routes(app)
     gemini_surface.add_routes(app)
     gemini_interactions.add_routes(app)
     gemini_files.add_routes(app)

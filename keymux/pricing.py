@@ -125,7 +125,7 @@ PRICES: dict[tuple[str, str], Price] = {
     ("openai", "text-embedding-3-small"): Price(0.02, 0.0),
     ("openai", "text-embedding-3-large"): Price(0.13, 0.0),
     ("openai", "text-embedding-ada-002"): Price(0.10, 0.0),
-    # Anthropic (docs.anthropic.com/en/docs/about-claude/pricing; late 2025, not re-checked for 2026 models)
+    # Anthropic: list prices as published on 2025-11-24 (Claude Opus 4.5 launch); Sonnet 4.5 / 4 above 200k prompt tokens
     ("anthropic", "claude-opus-4-5"): Price(5.00, 25.00),
     ("anthropic", "claude-opus-4"): Price(15.00, 75.00),
     ("anthropic", "claude-sonnet-4-5"): Price(3.00, 15.00, 200_000, 6.00, 22.50),

@@ -154,7 +154,7 @@ class Relay:
                 wait = max(0.0, last.verdict.until - self.clock.time())
             return NoCapacity(message, retry_after=wait if wait is not None else 5.0)
         status = 504 if outcome is Outcome.TIMEOUT else 503 if outcome is Outcome.INVALID_KEY else 502
-        if last.status in (500, 503) and outcome is Outcome.UPSTREAM_ERROR:
+        if last.status in (500, 503, 529) and outcome is Outcome.UPSTREAM_ERROR:
             status = last.status
         return UpstreamFailed(message, status=status)
 

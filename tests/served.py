@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp.test_utils import TestServer
+from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 
 from keymux.app import GATEWAY
@@ -23,3 +24,6 @@ class Served:
 
     def openai(self, key: str = "sk-master") -> AsyncOpenAI:
         return AsyncOpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=0, timeout=20)
+
+    def anthropic(self, key: str = "sk-master") -> AsyncAnthropic:
+        return AsyncAnthropic(base_url=self.base, api_key=key, max_retries=0, timeout=20)

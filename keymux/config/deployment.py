@@ -21,11 +21,12 @@ from keymux.config.schema import DeploymentConfig, Limits, RouterSettings
 from keymux.errors import BadRequest, Conflict
 from keymux.fingerprint import fingerprint
 
-SUPPORTED_PROVIDERS = ("gemini", "openai")
+SUPPORTED_PROVIDERS = ("gemini", "openai", "anthropic")
 TIERS = ("free", "paid")
 # Where deployments without an api_base go: the provider's public API, unless the environment
 # points elsewhere (an egress proxy, a regional mirror, or a local emulator in tests).
-DEFAULT_BASE_ENV = {"gemini": "KEYMUX_GEMINI_API_BASE", "openai": "KEYMUX_OPENAI_API_BASE"}
+DEFAULT_BASE_ENV = {"gemini": "KEYMUX_GEMINI_API_BASE", "openai": "KEYMUX_OPENAI_API_BASE",
+                    "anthropic": "KEYMUX_ANTHROPIC_API_BASE"}
 _URL = "a URL starting with http:// or https://"
 _OPENAI_BARE = ("gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "dall-e-", "tts-", "whisper-",
                 "omni-moderation")

@@ -31,12 +31,13 @@ from keymux.config.sections import (
     ROUTING_STRATEGIES,
     general_settings,
     litellm_settings,
+    model_aliases,
     router_settings,
     upload_limit,
 )
 
 _TOP_LEVEL = ("model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables",
-              "include", "credential_list")
+              "include", "aliases")
 _TOP_LEVEL_UNSUPPORTED = frozenset(("guardrails", "mcp_servers", "files_settings",
                                     "assistant_settings", "finetune_settings", "search_tools",
                                     "vector_store_registry", "callback_settings", "pass_through_endpoints"))
@@ -254,6 +255,9 @@ def _parse(doc: object, source: str, process_env: Mapping[str, str], sources: _S
     model_ids = frozenset(i for d in models.deployments for i in (d.id, d.id.rpartition("#")[0] or d.id)
                     if not i.startswith(f"{d.group}/"))  # model_info.id as written, not generated ids
     router = router_settings(rs, ls, f, groups, models.skipped_groups, model_ids)
+    if doc.get("aliases") is not None:  # keymux's own map: strict, merged over model_group_alias
+        router = replace(router, model_group_alias={**router.model_group_alias,
+                                                    **model_aliases(doc["aliases"], "aliases", f, groups)})
     drop_params, verbose, cache = litellm_settings(ls, f, router.redis)
     master_key, max_request_bytes, database_url, metrics_auth, max_upstream, server = general_settings(gs, f)
     deployments = _default_bases(models.deployments, f.env)

@@ -104,7 +104,9 @@ class RouterSettings:
     queue_timeout: float = 30.0  # seconds a request may wait for capacity
     fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     context_window_fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    model_group_alias: dict[str, str] = field(default_factory=dict)  # alias -> model group
+    # alias -> model group (router_settings.model_group_alias, and keymux's top-level `aliases:` map), so that
+    # e.g. Claude Code's default model ids reach a Gemini group without client changes
+    model_group_alias: dict[str, str] = field(default_factory=dict)
     hidden_aliases: frozenset[str] = frozenset()  # aliases left out of model lists
     redis: RedisSettings | None = None  # shared key state for several replicas; None: in this process
     # Egress detection: when this share of a provider's keys (at least 2) get an unexplained 429 within

@@ -95,6 +95,20 @@ def router_settings(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: se
     return RouterSettings(**values)  # type: ignore[arg-type]
 
 
+def model_aliases(value: object, path: str, f: Fields, groups: set[str]) -> dict[str, str]:
+    """{alias: group} or LiteLLM's {alias: {model: group, hidden: ...}}; the group must exist."""
+    out: dict[str, str] = {}
+    for alias, target in f.mapping(value, path).items():
+        at = join_path(path, str(alias))
+        if isinstance(target, dict):
+            target = target.get("model")
+        group = f.string(target, at, what="a model group name")
+        if group not in groups:
+            raise f.error(at, "a model group name", message=f"model group {group!r} is not in model_list")
+        out[str(alias)] = group
+    return out
+
+
 def _redis(section: dict, path: str, prefix: str, f: Fields) -> RedisSettings | None:
     """`redis_host`/`redis_port`/`redis_password`/`redis_url` (router_settings, LiteLLM's names) or
     `host`/`port`/`password`/`url` (cache_params). None when neither a host nor a url is given."""

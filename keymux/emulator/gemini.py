@@ -88,6 +88,12 @@ class GeminiEmulator(EmulatorBase):
     # Switches a test may flip on an instance:
     strict_fields = True  # unknown JSON field names -> 400, as Google does
     require_thought_signatures = True  # gemini-3*: functionCall history needs signatures
+    # Answers to give instead of the echo, in order: each a list of Gemini parts (text, functionCall).
+    scripted: list[list[dict[str, Any]]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scripted = []
     whole_second_retry = False  # True: RetryInfo "26s" (Google often truncates)
 
     @staticmethod
@@ -260,6 +266,11 @@ class GeminiEmulator(EmulatorBase):
         answer = None
         if method in ("generateContent", "streamGenerateContent"):
             answer = build_answer(req, model)
+            if self.scripted:  # a test's scripted answer replaces the echo (tools a real client runs)
+                parts = self.scripted.pop(0)
+                calls = any("functionCall" in part for part in parts)
+                answer.parts, answer.stream_parts, answer.finish = parts, list(parts), "STOP"
+                answer.cand_tokens = max(1, len(orjson.dumps(parts)) // 4) if calls else answer.cand_tokens
             tokens = answer.prompt_tokens
         now = self.clock.time()
         scope = self.quota.scope(key, ek)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from keymux.errors import BadRequest
+from keymux.exchange.anthropic_anthropic import AnthropicPassthrough
 from keymux.exchange.base import Exchange, StreamBroken, StreamTranslator, Usage
 from keymux.exchange.gemini_gemini import GeminiPassthrough
 from keymux.exchange.gemini_resources import GeminiResource
@@ -41,7 +42,10 @@ def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: byt
     if surface == provider:
         if surface == "gemini":
             return GeminiPassthrough(body, raw, method)
-        return OpenAIPassthrough(body, raw)
+        if surface == "openai":
+            return OpenAIPassthrough(body, raw)
+        if surface == "anthropic":
+            return AnthropicPassthrough(body, raw)
     if surface == "gemini" and method != "generateContent":
         raise BadRequest(f"{method} is only available for model groups served by Gemini keys")
     return TranslatingExchange(CLIENTS[surface], PROVIDERS[provider], body, model=model, drop_params=drop_params,

@@ -424,7 +424,8 @@ class Pool:
         elif outcome is Outcome.INVALID_KEY:
             await self.store.disable_key(d.fingerprint, verdict.reason)
             log.warning("key %s disabled: %s", d.fingerprint, verdict.reason)
-        elif outcome in (Outcome.UPSTREAM_ERROR, Outcome.TIMEOUT):
+        elif outcome in (Outcome.UPSTREAM_ERROR, Outcome.TIMEOUT) and verdict.cause != "overloaded":
+            # (an overloaded model, Anthropic's 529, is not the key's failure)
             fails = await self.store.record_failure(d.id, now, 60.0)
             if fails >= self.settings.allowed_fails:
                 until = now + self.settings.cooldown_time

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from keymux.providers import gemini, openai
+from keymux.providers import anthropic, gemini, openai
 
-ANSWERED: dict[str, Callable[[bytes], bool]] = {"gemini": gemini.answered, "openai": openai.answered}
-ENDS_STREAM: dict[str, Callable[[bytes], bool]] = {"gemini": gemini.ends_stream, "openai": openai.ends_stream}
+ANSWERED: dict[str, Callable[[bytes], bool]] = {"gemini": gemini.answered, "openai": openai.answered,
+                                                "anthropic": anthropic.answered}
+ENDS_STREAM: dict[str, Callable[[bytes], bool]] = {"gemini": gemini.ends_stream, "openai": openai.ends_stream,
+                                                   "anthropic": anthropic.ends_stream}

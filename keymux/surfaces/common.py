@@ -177,7 +177,7 @@ def _depth(doc: Any) -> int:
     return deepest
 
 
-def _retry_headers(err: KeymuxError) -> dict[str, str]:
+def retry_headers(err: KeymuxError) -> dict[str, str]:
     if isinstance(err, NoCapacity) and err.retry_after is not None:
         return {"retry-after": str(max(1, math.ceil(err.retry_after))),
                 "retry-after-ms": str(max(1, math.ceil(err.retry_after * 1000)))}
@@ -195,10 +195,10 @@ def openai_error_response(err: KeymuxError) -> web.Response:
     status = status_of(err)
     body = openai_error(status, err.message, kind=err.kind if status == err.status else "api_error",
                         param=getattr(err, "param", None))
-    return web.Response(status=status, body=body, content_type=JSON, headers=_retry_headers(err))
+    return web.Response(status=status, body=body, content_type=JSON, headers=retry_headers(err))
 
 
 def gemini_error_response(err: KeymuxError) -> web.Response:
     status = status_of(err)
     body = gemini_error(status, err.message, google_status=err.google_status if status == err.status else None)
-    return web.Response(status=status, body=body, content_type=JSON, headers=_retry_headers(err))
+    return web.Response(status=status, body=body, content_type=JSON, headers=retry_headers(err))

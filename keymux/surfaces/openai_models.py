@@ -10,6 +10,7 @@ from aiohttp import web
 
 from keymux.errors import NotFound
 from keymux.live import Snapshot
+from keymux.surfaces import anthropic
 from keymux.surfaces.common import CLIENT_API, JSON, check_auth
 from keymux.translate.model_kinds import PATHS, operations
 
@@ -28,6 +29,8 @@ def model_object(snapshot: Snapshot, name: str, group: str, created: int) -> dic
 
 
 async def list_models(request: web.Request) -> web.Response:
+    if anthropic.wants_models(request):  # Anthropic's SDK and Claude Code ask for the list in their own shape
+        return await anthropic.list_models(request)
     api = request.app[CLIENT_API]
     snapshot = api.live.snapshot
     check_auth(request, snapshot.config.master_key)

@@ -21,3 +21,15 @@ def openai_error(status: int, message: str, *, kind: str | None = None, code: st
 def gemini_error(status: int, message: str, *, google_status: str | None = None) -> bytes:
     return orjson.dumps({"error": {"code": status, "message": message,
                                    "status": google_status or _GOOGLE_STATUS.get(status, "UNKNOWN")}})
+
+
+# Anthropic's error types by status (docs.anthropic.com/en/api/errors); 529 is its "overloaded".
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+                    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+                    415: "invalid_request_error", 429: "rate_limit_error", 500: "api_error", 502: "api_error",
+                    503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
+
+
+def anthropic_error(status: int, message: str, *, kind: str | None = None) -> bytes:
+    return orjson.dumps({"type": "error", "error": {"type": kind or _ANTHROPIC_TYPES.get(status, "api_error"),
+                                                    "message": message}})

@@ -18,6 +18,7 @@ import orjson
 from keymux.errors import BadRequest
 from keymux.translate.model_kinds import is_imagen
 from keymux.translate.pivot import Usage
+from keymux.translate.providers.gemini import usage as gemini_usage
 
 GEMINI_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
@@ -110,11 +111,8 @@ def from_gemini(raw: bytes, prompt_tokens: int) -> tuple[bytes, Usage]:
                 blob = part.get("inlineData")
                 if isinstance(blob, dict) and str(blob.get("mimeType", "")).startswith("image/"):
                     images.append(blob["data"])
-        meta = doc.get("usageMetadata") or {}
-        prompt = int(meta.get("promptTokenCount") or 0)
-        completion = int(meta.get("candidatesTokenCount") or 0)
-        usage = Usage(prompt=prompt, completion=completion, total=int(meta.get("totalTokenCount") or 0)
-                      or prompt + completion, images=len(images))
+        usage = gemini_usage(doc.get("usageMetadata")) or Usage()  # per modality: image tokens priced as images
+        usage.images = len(images)
     out = {"created": int(time.time()), "data": [{"b64_json": data} for data in images],
            "usage": {"input_tokens": usage.prompt, "output_tokens": usage.completion, "total_tokens": usage.total,
                      "input_tokens_details": {"text_tokens": usage.prompt, "image_tokens": 0}}}

@@ -6,9 +6,11 @@ Keys are the surface names (keymux/surfaces) and the provider names of the confi
 
 from __future__ import annotations
 
+from keymux.translate.clients import anthropic as anthropic_client
 from keymux.translate.clients import gemini as gemini_client
 from keymux.translate.clients import openai_chat, openai_responses
 from keymux.translate.codecs import ClientCodec, ProviderCodec
+from keymux.translate.providers import anthropic as anthropic_provider
 from keymux.translate.providers import gemini as gemini_provider
 from keymux.translate.providers import openai as openai_provider
 
@@ -16,8 +18,10 @@ CLIENTS: dict[str, ClientCodec] = {
     "openai": openai_chat,
     "gemini": gemini_client,
     "openai_responses": openai_responses,
+    "anthropic": anthropic_client,
 }
 PROVIDERS: dict[str, ProviderCodec] = {
     "gemini": gemini_provider,
     "openai": openai_provider,
+    "anthropic": anthropic_provider,
 }

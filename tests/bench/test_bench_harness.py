@@ -49,16 +49,17 @@ def test_harness_tiny_run(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
-    for target in ("direct", "baseline", "keymux"):
+    for target in ("direct", "baseline", "keymux", "anthropic"):
         for mode in ("json", "stream"):
             assert any(line.split()[:3] == [target, mode, "1"] for line in text.splitlines()), text
     for phrase in ("throughput", "p50 added latency", "start-up to a ready /health/readiness", "RSS after the run"):
         assert phrase in text
     results = json.loads(out.read_text())
-    assert len(results["runs"]) == 6
+    assert len(results["runs"]) == 8
     assert all(run["requests"] > 0 and run["errors"] == 0 for run in results["runs"])
     assert all(len(run["rounds_rps"]) == 2 and run["rps"] in run["rounds_rps"] for run in results["runs"])
-    assert {"startup_median_s", "added_p50_ms_json", "throughput_ratio_stream_1"} <= set(results["summary"])
+    assert {"startup_median_s", "added_p50_ms_json", "throughput_ratio_stream_1",
+            "anthropic_throughput_ratio_json_1"} <= set(results["summary"])
     assert results["rss_mb"]["keymux"] > 0
     responses = results["responses"]  # the /v1/responses rows against the baseline's same translation
     for mode in ("json", "stream"):

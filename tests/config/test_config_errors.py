@@ -194,7 +194,7 @@ def test_duplicate_id_from_key_list_expansion():
 
 
 def test_no_deployment_left_after_skipping_unsupported_providers():
-    doc = {"model_list": [{"model_name": "c", "litellm_params": {"model": "anthropic/claude-4", "api_key": "k"}},
+    doc = {"model_list": [{"model_name": "c", "litellm_params": {"model": "cohere/command-r", "api_key": "k"}},
                           {"model_name": "v", "litellm_params": {"model": "vertex_ai/gemini-2.5-pro"}}]}
     err = fail(doc)
     assert err.path == "model_list"

@@ -200,8 +200,8 @@ def test_api_base_trailing_slash_is_stripped():
 
 
 @pytest.mark.parametrize(("model", "provider"), [
-    ("anthropic/claude-sonnet-4", "anthropic"), ("vertex_ai/gemini-2.5-pro", "vertex_ai"),
-    ("bedrock/anthropic.claude-3", "bedrock"), ("sagemaker/my-endpoint", "sagemaker"), ("claude-3-5-sonnet", "anthropic"),
+    ("cohere/command-r-plus", "cohere"), ("vertex_ai/gemini-2.5-pro", "vertex_ai"),
+    ("bedrock/anthropic.claude-3", "bedrock"), ("sagemaker/my-endpoint", "sagemaker"),
 ])
 def test_unsupported_provider_is_skipped_with_a_warning(model, provider):
     doc = one()
@@ -231,7 +231,7 @@ def test_wildcard_deployment_is_kept_as_a_template():
 
 def test_fallback_to_a_group_that_was_skipped_is_dropped_with_a_warning():
     doc = one()
-    doc["model_list"].append({"model_name": "claude", "litellm_params": {"model": "anthropic/claude-4"}})
+    doc["model_list"].append({"model_name": "claude", "litellm_params": {"model": "cohere/command-r"}})
     doc["router_settings"] = {"fallbacks": [{"g": ["claude"]}]}
     config = parse(doc)
     assert config.router.fallbacks == {}

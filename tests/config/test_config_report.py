@@ -61,7 +61,7 @@ def test_report_shows_limits_buckets_api_base_extras_and_warnings():
             {"model_name": "local", "litellm_params": {"model": "openai/llama3", "api_key": "k3",
                                                        "api_base": "http://127.0.0.1:8000/v1",
                                                        "max_parallel_requests": 4}},
-            {"model_name": "c", "litellm_params": {"model": "anthropic/claude-4", "api_key": "k4"}},
+            {"model_name": "c", "litellm_params": {"model": "cohere/command-r", "api_key": "k4"}},
         ],
         "router_settings": {"routing_strategy": "least-busy", "queue_timeout": 5,
                             "fallbacks": [{"flash": ["local"]}], "redis_host": "localhost"},
@@ -78,7 +78,7 @@ def test_report_shows_limits_buckets_api_base_extras_and_warnings():
     assert "  strategy           least-busy" in text
     assert "flash -> local" in text
     assert "not set: anyone who can reach keymux can spend these keys" in text
-    assert "Warnings (2)\n  - model_list[2].litellm_params.model: provider 'anthropic' is not supported yet" in text
+    assert "Warnings (2)\n  - model_list[2].litellm_params.model: provider 'cohere' is not supported yet" in text
     assert ("  - deployments flash/0#1, flash/0#2: weight 2: accepted, no effect with routing_strategy least-busy\n"
             "    (only simple-shuffle weighs keys)") in text
 

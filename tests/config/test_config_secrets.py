@@ -65,7 +65,7 @@ def test_assert_clean_catches_a_leak():
     {"model_list": [ok_entry()], "environment_variables": {"K": [KEY]}},
     {"model_list": [ok_entry()], "environment_variables": {"K": {"v": OAI}}},
     {"model_list": [ok_entry(model="gemini/")]},
-    {"model_list": [{"model_name": "g", "litellm_params": {"model": "anthropic/c", "api_key": KEY}}]},
+    {"model_list": [{"model_name": "g", "litellm_params": {"model": "cohere/c", "api_key": KEY}}]},
     [KEY],
     KEY,
 ])
@@ -127,7 +127,7 @@ def test_warnings_inactive_repr_and_report_never_contain_a_secret(write_yaml):
           - model_name: {KEY}
             litellm_params: {{model: {KEY}, api_key: {KEY}}}
           - model_name: a
-            litellm_params: {{model: anthropic/claude-4, api_key: {OAI}}}
+            litellm_params: {{model: cohere/command-r, api_key: {OAI}}}
         router_settings:
           redis_password: os.environ/REDIS_PASSWORD
           redis_url: "redis://:{MASTER}@cache:6379"

@@ -19,7 +19,7 @@ async def test_the_list_says_which_endpoints_each_group_serves(make_stack: Stack
     stack = await make_stack({"model_list": GROUPS}, gemini_keys={"k1": EmuKey()}, openai_keys={"sk-a": EmuKey()})
     models = {m.id: m.model_extra for m in (await stack.openai().models.list()).data}
     assert list(models) == ["chat", "embed", "draw", "voice", "oa-embed"]
-    assert models["chat"]["endpoints"] == ["/v1/chat/completions", "/v1/audio/transcriptions"]
+    assert models["chat"]["endpoints"] == ["/v1/chat/completions", "/v1/responses", "/v1/audio/transcriptions"]
     assert models["embed"]["endpoints"] == ["/v1/embeddings"]
     assert models["draw"]["endpoints"] == ["/v1/images/generations"]
     assert models["voice"]["endpoints"] == ["/v1/audio/speech"]

@@ -123,7 +123,8 @@ class _Dep:
 
 BODIES = {"openai": {"messages": [{"role": "user", "content": "hi"}]},
           "gemini": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
-          "openai_responses": {"input": "hi"}}
+          "openai_responses": {"input": "hi"},
+          "anthropic": {"model": "group", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}}
 
 
 @pytest.mark.parametrize("surface", sorted(CLIENTS))
