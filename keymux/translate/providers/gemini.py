@@ -16,7 +16,7 @@ from keymux.errors import StreamBroken
 from keymux.providers import gemini as wire
 from keymux.providers.base import Verdict
 from keymux.translate import pivot as p
-from keymux.translate._json import Json, get_int, parse_object
+from keymux.translate._json import Json, parse_object
 from keymux.translate.schema import to_gemini_schema
 
 name = "gemini"  # the provider module (keymux/providers) that classifies answers
@@ -194,21 +194,27 @@ def usage(metadata: Any) -> p.Usage | None:
     """Gemini usageMetadata -> Usage (thought tokens count as completion tokens, as they are billed).
     The per-modality lists are kept only when they name something other than text: text is the default
     price, so a text-only answer needs no breakdown."""
-    if not isinstance(metadata, dict):
+    if metadata.__class__ is not dict:
         return None
-    prompt = get_int(metadata, "promptTokenCount")
-    thoughts = get_int(metadata, "thoughtsTokenCount")
-    completion = get_int(metadata, "candidatesTokenCount") + thoughts
-    tier = metadata.get("serviceTier")
-    return p.Usage(prompt, completion, thoughts, get_int(metadata, "totalTokenCount") or prompt + completion,
-                   get_int(metadata, "cachedContentTokenCount"), _modalities(metadata.get("promptTokensDetails")),
-                   _modalities(metadata.get("candidatesTokensDetails")), _tier(tier))
+    get = metadata.get
+    prompt, thoughts = _count(get("promptTokenCount")), _count(get("thoughtsTokenCount"))
+    completion = _count(get("candidatesTokenCount")) + thoughts
+    tier = get("serviceTier")
+    return p.Usage(prompt, completion, thoughts, _count(get("totalTokenCount")) or prompt + completion,
+                   _count(get("cachedContentTokenCount")), _modalities(get("promptTokensDetails")),
+                   _modalities(get("candidatesTokensDetails")), _tier(tier) if tier else None)
+
+
+def _count(value: Any) -> int:
+    return value if value.__class__ is int else 0
 
 
 def _modalities(details: Any) -> dict[str, int] | None:
     """[{modality: IMAGE, tokenCount: 1290}, ...] -> {"image": 1290}, or None when all is text."""
-    if not isinstance(details, list):
+    if details.__class__ is not list:
         return None
+    if len(details) == 1 and details[0].__class__ is dict and details[0].get("modality") == "TEXT":
+        return None  # the common answer: all text
     out: dict[str, int] = {}
     for d in details:
         if isinstance(d, dict):
