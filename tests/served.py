@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+import orjson
 from aiohttp.test_utils import TestServer
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
@@ -27,3 +29,10 @@ class Served:
 
     def anthropic(self, key: str = "sk-master") -> AsyncAnthropic:
         return AsyncAnthropic(base_url=self.base, api_key=key, max_retries=0, timeout=20)
+
+    async def admin_json(self, path: str, key: str = "sk-master") -> Any:
+        """GET an admin API path with the master key; its JSON answer (asserting a 200)."""
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{self.base}{path}", headers={"Authorization": f"Bearer {key}"}) as resp:
+                assert resp.status == 200, await resp.text()
+                return orjson.loads(await resp.read())

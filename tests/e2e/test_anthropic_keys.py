@@ -131,3 +131,18 @@ async def test_a_litellm_config_with_anthropic_deployments_loads_them(make_stack
     assert [d.provider for d in stack.config.deployments] == ["anthropic"]
     assert not [w for w in stack.config.warnings if "anthropic" in w]
     assert stack.gateway.pool.groups["claude"][0].fingerprint.startswith("ant:")
+
+
+async def test_a_request_on_an_anthropic_key_is_priced_in_the_ledger_and_shown_by_the_admin_api(
+        make_stack: StackFactory) -> None:
+    stack = await _pool(make_stack, {"sk-ant-1": EmuKey()})
+    answer = await stack.anthropic().messages.create(model="claude", max_tokens=50, messages=MSG)
+    await stack.gateway.ledger.flush()
+    [row] = await stack.gateway.ledger.recent(5, 1e18)
+    usage = answer.usage
+    expected = (usage.input_tokens * 3.00 + usage.output_tokens * 15.00) / 1e6  # Sonnet 4.5 list price
+    assert row["key"].startswith("ant:") and row["upstream_model"] == UPSTREAM
+    assert row["cost"] == pytest.approx(expected) and row["cost"] > 0  # Anthropic keys are paid by default
+    [key] = [k for k in (await stack.admin_json("/admin/keys"))["data"]]
+    assert key["key"] == row["key"] and key["provider"] == "anthropic" and key["today"]["requests"] == 1
+    assert key["today"]["cost"] == pytest.approx(expected)
