@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 GATEWAY_KEY = "sk-bench-gateway-key-0123456789abcdef"
@@ -16,10 +17,8 @@ LIMITS = {"name": "bench-client", "key": GATEWAY_KEY, "models": ["bench-chat"], 
           "rpd": 10**12, "max_parallel": 10**6, "budget": "1000000/day", "soft_budget": 999999}
 
 
-def config(logdir: Path, redis: bool) -> Path:
+def config(harness: ModuleType, logdir: Path, redis: bool) -> Path:
     import yaml
-
-    from bench import harness
 
     path = harness.redis_config(logdir) if redis else harness.HERE / "config.yaml"
     doc = yaml.safe_load(path.read_text())
@@ -29,9 +28,9 @@ def config(logdir: Path, redis: bool) -> Path:
     return out
 
 
-def measure(procs: Any, port: int, env: dict[str, str], targets: dict, duration: float, rounds: int, tool: str,
-            logdir: Path, gw_cpu: str | None, up_cpu: str | None) -> dict[str, object]:
-    from bench import harness
+def measure(harness: ModuleType, procs: Any, port: int, env: dict[str, str], targets: dict, duration: float,
+            rounds: int, tool: str, logdir: Path, gw_cpu: str | None, up_cpu: str | None) -> dict[str, object]:
+    """`harness`: bench/harness.py, handed in (its helpers start and time the processes)."""
     from bench.load import run_load
 
     url, body, master_headers = targets["keymux"]["json"]
@@ -42,7 +41,7 @@ def measure(procs: Any, port: int, env: dict[str, str], targets: dict, duration:
           flush=True)
     out: dict[str, object] = {}
     for store in stores:
-        cmd = harness.pinned([harness.KEYMUX, "serve", "--config", str(config(logdir, store == "redis")),
+        cmd = harness.pinned([harness.KEYMUX, "serve", "--config", str(config(harness, logdir, store == "redis")),
                               "--host", "127.0.0.1", "--port", str(port)], gw_cpu)
         proc = procs.spawn(f"keymux-gateway-{store}", cmd, env)
         harness.wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc)

@@ -317,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench import gateway_keys
 
             procs.stop(km)
-            results["gateway_key"] = gateway_keys.measure(procs, km_port, env, targets, duration, rounds, tool,
-                                                          logdir, gw_cpu, up_cpu)
+            results["gateway_key"] = gateway_keys.measure(sys.modules[__name__], procs, km_port, env, targets,
+                                                          duration, rounds, tool, logdir, gw_cpu, up_cpu)
             km = procs.spawn("keymux", serve, env)
             wait_ready(f"http://127.0.0.1:{km_port}/health/readiness", km)
         if args.instructions:

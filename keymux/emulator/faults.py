@@ -27,7 +27,7 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -36,9 +36,6 @@ from keymux.emulator import gemini_wire as W
 from keymux.emulator import openai_wire as O
 from keymux.emulator.gemini_answer import RequestError, build_answer, full_response, stream_responses
 
-if TYPE_CHECKING:
-    from keymux.emulator.base import EmulatorBase
-
 WIRE_FAULTS = ("key5xx", "key_midstream", "cut200", "empty200", "empty_stream", "hang", "reset", "huge")
 HEADER = "x-emulator-fault"
 HUGE_BYTES = 8 * 1024 * 1024
@@ -46,6 +43,16 @@ HUGE_PIECE = 64 * 1024  # text per stream event of a "huge" stream
 GEMINI_METHODS = ("generateContent", "streamGenerateContent")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class EmulatorBase(Protocol):
+    """What a fault needs of the emulator it is installed in (keymux/emulator/base.py)."""
+
+    wire: WireFaults
+
+    def _log(self, key: str, model: str, status: int, kind: str, stream: bool, endpoint: str) -> None: ...
+
+    async def _hang(self) -> None: ...
 
 
 def _check(mode: str) -> str:
