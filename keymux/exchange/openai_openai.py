@@ -76,11 +76,16 @@ class OpenAIPassthrough:
         return _PassStream()
 
     def error(self, status: int, raw: bytes, verdict: Verdict) -> bytes:
-        err = openai.error_object(raw)
-        if err:
-            return openai_error(status, str(err.get("message") or verdict.reason), kind=err.get("type"),
-                                code=err.get("code"), param=err.get("param"))
-        return openai_error(status, verdict.reason or f"upstream answered {status}")
+        return passed_error(status, raw, verdict)
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes, now: float) -> Verdict:
         return openai.classify(status, headers, raw, now)
+
+
+def passed_error(status: int, raw: bytes, verdict: Verdict) -> bytes:
+    """An OpenAI upstream's error, kept as it said it (type, code, param), for an OpenAI client."""
+    err = openai.error_object(raw)
+    if err:
+        return openai_error(status, str(err.get("message") or verdict.reason), kind=err.get("type"),
+                            code=err.get("code"), param=err.get("param"))
+    return openai_error(status, verdict.reason or f"upstream answered {status}")

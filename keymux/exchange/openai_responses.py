@@ -10,7 +10,7 @@ import orjson
 
 from keymux.config.schema import DeploymentConfig
 from keymux.exchange.base import StreamBroken, Usage
-from keymux.exchange.shapes import openai_error
+from keymux.exchange.openai_openai import passed_error
 from keymux.providers import openai
 from keymux.providers import openai_responses as wire
 from keymux.providers.base import Verdict
@@ -79,11 +79,7 @@ class OpenAIResponsesPassthrough:
         return _PassStream()
 
     def error(self, status: int, raw: bytes, verdict: Verdict) -> bytes:
-        err = openai.error_object(raw)
-        if err:
-            return openai_error(status, str(err.get("message") or verdict.reason), kind=err.get("type"),
-                                code=err.get("code"), param=err.get("param"))
-        return openai_error(status, verdict.reason or f"upstream answered {status}")
+        return passed_error(status, raw, verdict)
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes, now: float) -> Verdict:
         return openai.classify(status, headers, raw, now)
