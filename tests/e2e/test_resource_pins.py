@@ -42,8 +42,11 @@ async def test_a_follow_up_waits_for_its_cooling_key_and_never_goes_elsewhere(ma
             await gw.pool.store.park_scope(d.scope, Park(until, State.COOLING, "per-minute quota"))
         follow = asyncio.ensure_future(_post(http, url, {"model": "flash", "input": "two",
                                                           "previous_interaction_id": first["id"]}))
-        await asyncio.sleep(0.3)
-        assert not follow.done()  # queued for its own key, though the other key is free
+        for _ in range(500):  # real time only for the request to reach keymux; quota time is the FakeClock's
+            if gw.pool.queue_depth():
+                break
+            await asyncio.sleep(0.01)
+        assert gw.pool.queue_depth() == 1 and not follow.done()  # queued for its own key, though the other is free
         stack.clock.advance(31)
         status, turn, headers = await asyncio.wait_for(follow, 10)
         assert status == 200 and turn["id"] in stack.gemini.interactions.owned_by(owner)
