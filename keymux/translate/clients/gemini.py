@@ -21,6 +21,7 @@ from keymux.translate._json import Json, get_str
 from keymux.translate.codecs import Target
 from keymux.translate.error_bodies import gemini_error
 from keymux.translate.estimate import estimate_gemini_prompt_tokens
+from keymux.translate.providers.gemini import part_json  # one part format for requests and answers
 from keymux.translate.schema import to_json_schema
 from keymux.translate.sse import decode_all, sse_event
 
@@ -291,33 +292,8 @@ def usage_doc(usage: p.Usage) -> Json:
     return out
 
 
-def part_doc(part: p.Part) -> Json:
-    kind = part.kind
-    out: Json
-    if kind == p.TEXT:
-        out = {"text": part.text}
-    elif kind == p.THINKING:
-        out = {"text": part.text, "thought": True}
-    elif kind == p.TOOL_CALL:
-        call: Json = {"name": part.name, "args": part.args if part.args is not None else {}}
-        if part.call_id:
-            call["id"] = part.call_id
-        out = {"functionCall": call}
-    elif kind == p.TOOL_RESULT:
-        response: Json = {"id": part.call_id} if part.call_id else {}
-        response.update(name=part.name, response=part.result)
-        return {"functionResponse": response}
-    elif part.data is not None:
-        return {"inlineData": {"mimeType": part.mime, "data": part.data}}
-    else:
-        return {"fileData": {"mimeType": part.mime, "fileUri": part.url}}
-    if part.signature:
-        out["thoughtSignature"] = part.signature
-    return out
-
-
 def response_doc(resp: p.Response) -> Json:
-    candidates = [{"content": {"role": "model", "parts": [part_doc(q) for q in choice.parts]},
+    candidates = [{"content": {"role": "model", "parts": [part_json(q) for q in choice.parts]},
                    "finishReason": finish_reason(choice.finish) or "STOP", "index": choice.index}
                   for choice in resp.choices]
     out: Json = {"candidates": candidates}
@@ -374,7 +350,7 @@ class StreamEncoder:
         candidates = []
         finishing = False
         for choice in delta.choices:
-            candidate: Json = {"content": {"role": "model", "parts": [part_doc(q) for q in choice.parts]},
+            candidate: Json = {"content": {"role": "model", "parts": [part_json(q) for q in choice.parts]},
                                "index": choice.index}
             reason = finish_reason(choice.finish)
             if reason:

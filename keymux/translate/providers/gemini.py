@@ -71,7 +71,7 @@ def encode_request(req: p.Request, model: str, stream: bool) -> bytes:
 def request_body(req: p.Request) -> Json:
     contents: list[Json] = []
     for msg in req.messages:
-        parts = [{"text": q.text} if q.kind == p.TEXT and q.signature is None else _part(q) for q in msg.parts]
+        parts = [{"text": q.text} if q.kind == p.TEXT and q.signature is None else part_json(q) for q in msg.parts]
         if not parts:
             continue
         role = "model" if msg.role == "assistant" else "user"
@@ -79,7 +79,7 @@ def request_body(req: p.Request) -> Json:
             contents[-1]["parts"].extend(parts)
         else:
             contents.append({"role": role, "parts": parts})
-    system = [{"text": q.text} if q.kind == p.TEXT and q.signature is None else _part(q) for q in req.system]
+    system = [{"text": q.text} if q.kind == p.TEXT and q.signature is None else part_json(q) for q in req.system]
     if not contents:  # a lone system prompt: Gemini needs contents, so it becomes the user turn
         contents, system = [{"role": "user", "parts": system}], []
     out: Json = {"contents": contents}
@@ -102,7 +102,8 @@ def request_body(req: p.Request) -> Json:
     return out
 
 
-def _part(part: p.Part) -> Json:
+def part_json(part: p.Part) -> Json:
+    """One pivot part in Gemini's wire shape (a request's, and a Gemini client's answer's: they are one format)."""
     kind = part.kind
     out: Json
     if kind == p.TEXT:
