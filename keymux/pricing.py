@@ -65,16 +65,21 @@ class Price:
             inp = self.long_input if self.long_input is not None else inp
             out = self.long_output if self.long_output is not None else out
         modal: dict[str, float] = {}
-        for side, counts, prices in (("input", prompt_modalities, self.modal_input),
-                                     ("output", completion_modalities, self.modal_output)):
-            for name, n in (counts or {}).items():
-                rate = prices.get(name)
-                if rate is not None and n > 0:
-                    modal[f"{side}_{name}"] = n * rate / M
-        special_in = sum(n for k, n in (prompt_modalities or {}).items() if k in self.modal_input)
-        special_out = sum(n for k, n in (completion_modalities or {}).items() if k in self.modal_output)
+        special_in = special_out = 0
+        if prompt_modalities and self.modal_input:  # only the modalities with a price of their own
+            for name, rate in self.modal_input.items():
+                n = prompt_modalities.get(name, 0)
+                if n > 0:
+                    modal[f"input_{name}"] = n * rate / M
+                    special_in += n
+        if completion_modalities and self.modal_output:
+            for name, rate in self.modal_output.items():
+                n = completion_modalities.get(name, 0)
+                if n > 0:
+                    modal[f"output_{name}"] = n * rate / M
+                    special_out += n
         text = (max(0, prompt - special_in) * inp + max(0, completion - special_out) * out) / M
-        return text + sum(modal.values()), modal
+        return (text + sum(modal.values()) if modal else text), modal
 
 
 # (provider, model id prefix) -> price. Output prices include thinking / reasoning tokens, as billed.

@@ -65,55 +65,69 @@ class _Refused(asyncio.Protocol):
 
 
 class _Guarded(RequestHandler):
-    """aiohttp's handler, with a deadline for each request head and body."""
+    """aiohttp's handler, with a deadline for each request head and body.
 
-    __slots__ = ("_body", "_body_timer", "_head_count", "_head_timer", "_limits")
+    A deadline is a number moved forward as requests come and go; one timer per connection checks it when
+    it fires and re-arms for what is left. Arming and cancelling a timer for every request cost more than
+    the rest of this class together (two timers per request where a client sends head and body apart)."""
+
+    __slots__ = ("_body", "_body_due", "_body_timer", "_head_due", "_head_timer", "_limits")
 
     def __init__(self, manager: web.Server, limits: ServerLimits, **kwargs: object) -> None:
         super().__init__(manager, **kwargs)  # type: ignore[arg-type]
         self._limits = limits
+        self._head_due: float | None = None  # when the head now being received is overdue
         self._head_timer: asyncio.TimerHandle | None = None
-        self._head_count = 0
         self._body: StreamReader | None = None
+        self._body_due: float | None = None
         self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._arm_head()  # a connection that sends nothing at all is a head that never comes
+        self._expect_head()  # a connection that sends nothing at all is a head that never comes
 
-    def _arm_head(self) -> None:
-        self._head_count = self._request_count
-        self._head_timer = self._loop.call_later(self._limits.header_timeout, self._head_overdue)
+    def _expect_head(self) -> None:
+        self._head_due = self._loop.time() + self._limits.header_timeout
+        if self._head_timer is None:
+            self._head_timer = self._loop.call_at(self._head_due, self._check_head)
 
     def data_received(self, data: bytes) -> None:
         count = self._request_count
         super().data_received(data)
-        if self._request_count != count:  # a whole head arrived (usually in one read: no timer was armed)
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
+        if self._request_count != count:  # a whole head arrived (usually in one read)
+            self._head_due = None
             body = self._messages[-1][1] if self._messages else None
             if isinstance(body, StreamReader) and not body.is_eof():  # now its body has a deadline
                 self._body = body
-                if self._body_timer is not None:
-                    self._body_timer.cancel()
-                self._body_timer = self._loop.call_later(self._limits.body_timeout, self._body_overdue, body)
-        elif self._head_timer is None and (self._body is None or self._body.is_eof()):
-            self._arm_head()  # part of the next request's head on a kept-alive connection
+                self._body_due = self._loop.time() + self._limits.body_timeout
+                if self._body_timer is None:
+                    self._body_timer = self._loop.call_at(self._body_due, self._check_body)
+        elif self._head_due is None and (self._body is None or self._body.is_eof()):
+            self._expect_head()  # part of the next request's head on a kept-alive connection
 
-    def _head_overdue(self) -> None:
+    def _check_head(self) -> None:
         self._head_timer = None
-        if self._request_count == self._head_count:
-            log.debug("closing a connection from %s: no whole request head in %g s", self._peer(),
-                      self._limits.header_timeout)
-            self.force_close()
+        due = self._head_due
+        if due is None:
+            return
+        if self._loop.time() < due:
+            self._head_timer = self._loop.call_at(due, self._check_head)
+            return
+        log.debug("closing a connection from %s: no whole request head in %g s", self._peer(),
+                  self._limits.header_timeout)
+        self.force_close()
 
-    def _body_overdue(self, body: StreamReader) -> None:
+    def _check_body(self) -> None:
         self._body_timer = None
-        if not body.is_eof():
-            log.debug("closing a connection from %s: request body not received in %g s", self._peer(),
-                      self._limits.body_timeout)
-            self.force_close()
+        body, due = self._body, self._body_due
+        if body is None or due is None or body.is_eof():
+            return
+        if self._loop.time() < due:
+            self._body_timer = self._loop.call_at(due, self._check_body)
+            return
+        log.debug("closing a connection from %s: request body not received in %g s", self._peer(),
+                  self._limits.body_timeout)
+        self.force_close()
 
     def _peer(self) -> object:
         return self.transport.get_extra_info("peername") if self.transport is not None else None
