@@ -229,7 +229,7 @@ def cost_of(d: DeploymentConfig | None, model: str | None, usage: Usage | None) 
             value, found = price.priced(prompt, completion, usage.prompt_modalities, usage.completion_modalities)
             factor = TIERS.get(usage.tier or "standard", 1.0) if d.provider == "gemini" else 1.0
             value *= factor
-            modal = {k: v * factor for k, v in found.items()} or None
+            modal = ({k: v * factor for k, v in found.items()} if factor != 1.0 else found) if found else None
         if usage.images:
             per_image = image_price(d.provider, model or d.model)
             if per_image is not None:

@@ -96,7 +96,8 @@ class Relay:
                         await self._track(ex, dep.fingerprint)
                     result.headers["x-keymux-key"] = dep.fingerprint
                     result.headers["x-keymux-attempts"] = str(len(failures) + 1)
-                    trace.answered_by(dep.fingerprint, dep.model)
+                    if trace.key is None:  # a whole answer's attempt said so already
+                        trace.answered_by(dep.fingerprint, dep.model)
                     return result
                 trace.attempts.append((dep.fingerprint, result.verdict.outcome.value))
                 failures.append(result)

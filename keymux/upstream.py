@@ -459,8 +459,9 @@ class Client:
             if 100 <= status < 200:
                 continue  # an interim answer (100 Continue): the real one follows
             pairs = [line.partition(":") for line in rest.split("\r\n")] if rest else []
-            if any(not sep for _, sep, _ in pairs):
-                raise UpstreamError("malformed header line in the answer")
+            for _, sep, _ in pairs:  # a loop, not any(<generator>): this runs for every answer
+                if not sep:
+                    raise UpstreamError("malformed header line in the answer")
             headers = CIMultiDict([(name.strip(), value.strip()) for name, _, value in pairs])
             keep_alive = version != "HTTP/1.0" or "keep-alive" in headers.get("connection", "").lower()
             return status, CIMultiDictProxy(headers), keep_alive

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -34,24 +34,28 @@ BACKOFF_BASE, BACKOFF_CAP = 5.0, 300.0
 LIMITED = frozenset({Outcome.RATE_LIMITED, Outcome.BACKOFF, Outcome.DAILY_EXHAUSTED})  # the 429s
 
 
-@dataclass(eq=False)
+async def _nothing() -> None:
+    return None
+
+
 class Lease:
     """One admitted attempt on one deployment. Release exactly once."""
 
-    reservation: Reservation
-    pool: Pool
-    started: float
-    released: bool = False
+    __slots__ = ("deployment", "pool", "released", "reservation", "started")
 
-    @property
-    def deployment(self) -> Deployment:
-        return self.reservation.deployment
+    def __init__(self, reservation: Reservation, pool: Pool, started: float) -> None:
+        self.reservation = reservation
+        self.deployment: Deployment = reservation.deployment  # read several times per attempt: no property
+        self.pool = pool
+        self.started = started
+        self.released = False
 
-    async def release(self, verdict: Verdict, tokens: float | None = None) -> None:
+    def release(self, verdict: Verdict, tokens: float | None = None) -> Awaitable[None]:
+        """Await it. A second release does nothing."""
         if self.released:
-            return
+            return _nothing()
         self.released = True
-        await self.pool._release(self, verdict, tokens)
+        return self.pool._release(self, verdict, tokens)  # the pool's coroutine itself: one frame less
 
 
 @dataclass(eq=False)
@@ -275,7 +279,7 @@ class Pool:
         d.in_flight += 1
         d.last_used = now
         d.recent.add(now, 1)
-        return Lease(reservation=reservation, pool=self, started=now)
+        return Lease(reservation, self, now)
 
     def _refuse_if_hopeless(self, group: str, cands: list[Deployment], blocked: Blocked,
                             now: float, deadline: float) -> None:
@@ -379,7 +383,13 @@ class Pool:
         ok = verdict.outcome is Outcome.OK
         await self.store.settle(lease.reservation, lease.reservation.tokens if tokens is None else tokens, now,
                                 succeeded=ok, limited=verdict.outcome in LIMITED)
-        await self.report(d, verdict, now, latency=now - lease.started, recorded=ok)
+        if ok and verdict.until is None:  # the common answer: report()'s first lines, without its coroutine
+            if self.egress.providers:
+                self.egress.success(d.cfg.provider, now)
+            d.served += 1
+            d.observe_latency(now - lease.started)
+        else:
+            await self.report(d, verdict, now, latency=now - lease.started, recorded=ok)
         self._kick()
 
     async def report(self, d: Deployment, verdict: Verdict, now: float, latency: float | None = None,

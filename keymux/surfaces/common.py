@@ -69,9 +69,11 @@ def render_error(request: web.Request, err: KeymuxError) -> web.Response:
 
 
 def request_id(request: web.Request) -> str:
-    rid = request.get(_REQUEST_ID)
+    """The client's x-request-id, else a new id; the same one for the rest of this request."""
+    state = request._state  # a plain dict: web.Request.get is Mapping.get, which raises and catches KeyError
+    rid = state.get(_REQUEST_ID)
     if rid is None:
-        rid = request[_REQUEST_ID] = request.headers.get("x-request-id") or new_id()
+        rid = state[_REQUEST_ID] = request.headers.get("x-request-id") or new_id()
     return rid
 
 

@@ -46,8 +46,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     stream = bool(body.get("stream"))
     options = body.get("stream_options")
     include_usage = bool(stream and isinstance(options, dict) and options.get("include_usage"))
-    body, controls = cache_controls(body)
-    if controls is not None:
+    controls = None
+    if "cache" in body:
+        body, controls = cache_controls(body)
         raw = orjson.dumps(body)
     call = Request(surface="openai", operation="chat", group=group, model=model, body=body, raw=raw, stream=stream,
                    include_usage=include_usage, request_id=request_id(request), client=client,

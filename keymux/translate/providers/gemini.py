@@ -198,16 +198,23 @@ def usage(metadata: Any) -> p.Usage | None:
     if metadata.__class__ is not dict:
         return None
     get = metadata.get
-    prompt, thoughts = _count(get("promptTokenCount")), _count(get("thoughtsTokenCount"))
-    completion = _count(get("candidatesTokenCount")) + thoughts
+    # Each count an int, else 0; written out, not a helper per field: this runs for every stream chunk.
+    prompt = get("promptTokenCount")
+    prompt = prompt if prompt.__class__ is int else 0
+    thoughts = get("thoughtsTokenCount")
+    thoughts = thoughts if thoughts.__class__ is int else 0
+    candidates = get("candidatesTokenCount")
+    candidates = candidates if candidates.__class__ is int else 0
+    total = get("totalTokenCount")
+    total = total if total.__class__ is int else 0
+    cached = get("cachedContentTokenCount")
+    cached = cached if cached.__class__ is int else 0
+    completion = candidates + thoughts
     tier = get("serviceTier")
-    return p.Usage(prompt, completion, thoughts, _count(get("totalTokenCount")) or prompt + completion,
-                   _count(get("cachedContentTokenCount")), _modalities(get("promptTokensDetails")),
-                   _modalities(get("candidatesTokensDetails")), _tier(tier) if tier else None)
-
-
-def _count(value: Any) -> int:
-    return value if value.__class__ is int else 0
+    details_in, details_out = get("promptTokensDetails"), get("candidatesTokensDetails")
+    return p.Usage(prompt, completion, thoughts, total or prompt + completion, cached,
+                   _modalities(details_in) if details_in is not None else None,
+                   _modalities(details_out) if details_out is not None else None, _tier(tier) if tier else None)
 
 
 def _modalities(details: Any) -> dict[str, int] | None:
