@@ -22,21 +22,21 @@ class GeminiEmbeddings(WholeAnswer):
         E.check_options(body)
         self._body = body
         self._model = model
-        self.estimated_tokens = E.estimate_tokens(E.inputs(body))
-        E.gemini_request(body, "check")  # refuses token arrays before any quota is spent
+        self._texts = E.gemini_texts(E.inputs(body))  # refuses token arrays before any quota is spent
+        self.estimated_tokens = E.estimate_tokens(self._texts)
         self._encoded: dict[str, bytes] = {}
 
     def request(self, dep: DeploymentConfig, stream: bool) -> tuple[str, dict[str, str], bytes]:
         data = self._encoded.get(dep.model)
         if data is None:
-            data = self._encoded[dep.model] = E.gemini_request(self._body, dep.model)
+            data = self._encoded[dep.model] = E.gemini_request(self._body, dep.model, self._texts)
         return gemini.model_url(dep.api_base, dep.model, "batchEmbedContents"), gemini.auth_headers(dep.api_key), data
 
     def answered(self, raw: bytes) -> bool:
         return E.gemini_answered(raw)
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
-        return E.from_gemini(raw, self._body, self._model, self.estimated_tokens)
+        return E.from_gemini(raw, self._body, self._model, self.estimated_tokens, len(self._texts))
 
 
 class OpenAIEmbeddings(WholeAnswer):

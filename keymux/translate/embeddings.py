@@ -59,13 +59,19 @@ def estimate_tokens(items: list[str] | list[list[int]]) -> int:
     return sum(len(i) if isinstance(i, list) else max(1, -(-len(i) // 4)) for i in items)
 
 
-def gemini_request(body: dict[str, Any], model: str) -> bytes:
-    items = inputs(body)
+def gemini_texts(items: list[str] | list[list[int]]) -> list[str]:
+    """The inputs a Gemini key can embed (text, at most one upstream batch), else BadRequest."""
     if items and isinstance(items[0], list):
         raise BadRequest("token arrays in 'input' are only accepted by model groups served by OpenAI keys; "
                          "send text", param="input")
     if len(items) > GEMINI_BATCH_LIMIT:  # the surface splits larger batches before they get here
         raise BadRequest(f"at most {GEMINI_BATCH_LIMIT} inputs per upstream call", param="input")
+    return items  # type: ignore[return-value]
+
+
+def gemini_request(body: dict[str, Any], model: str, texts: list[str] | None = None) -> bytes:
+    """`texts`: gemini_texts(inputs(body)), when the caller has it already."""
+    items = gemini_texts(inputs(body)) if texts is None else texts
     name = f"models/{model}"
     dims = body.get("dimensions")
     requests: list[dict[str, Any]] = []
@@ -87,11 +93,13 @@ def gemini_answered(raw: bytes) -> bool:
     return b'"embeddings"' in raw
 
 
-def from_gemini(raw: bytes, body: dict[str, Any], model: str, tokens: int) -> tuple[bytes, Usage]:
-    """A batchEmbedContents answer -> the OpenAI embeddings body (indexes in input order)."""
+def from_gemini(raw: bytes, body: dict[str, Any], model: str, tokens: int,
+                count: int | None = None) -> tuple[bytes, Usage]:
+    """A batchEmbedContents answer -> the OpenAI embeddings body (indexes in input order).
+    `count`: how many inputs the request had, when the caller knows it."""
     doc = orjson.loads(raw)
     embeddings = doc["embeddings"]
-    if len(embeddings) != len(inputs(body)):
+    if len(embeddings) != (len(inputs(body)) if count is None else count):
         raise ValueError("the upstream answered a different number of embeddings than inputs")
     encoding = body.get("encoding_format")
     data = [{"object": "embedding", "index": i, "embedding": encode_vector(e["values"], encoding)}
