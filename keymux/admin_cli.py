@@ -6,38 +6,16 @@ Standard library only (urllib), so the commands start fast. Colours only on a te
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
-DEFAULT_URL = "http://127.0.0.1:4000"
+from keymux.admin_client import DEFAULT_URL, AdminError, call
+
 _COLOURS = {"ready": "32", "cooling": "33", "exhausted": "35", "disabled": "31"}
 BAR = 10
-
-
-class AdminError(Exception):
-    pass
-
-
-def fetch(url: str, path: str, key: str | None, timeout: float = 10.0) -> Any:
-    req = urllib.request.Request(url.rstrip("/") + path, headers={"authorization": f"Bearer {key}"} if key else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        try:
-            message = json.loads(e.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = e.reason
-        raise AdminError(f"{e.code}: {message}") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise AdminError(f"cannot reach keymux at {url}: {reason}") from None
 
 
 def _paint(text: str, state: str, colour: bool) -> str:
@@ -120,7 +98,7 @@ def _key(args: argparse.Namespace) -> str | None:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     try:
-        doc = fetch(args.url, "/admin/keys", _key(args))
+        doc = call(args.url, "GET", "/admin/keys", _key(args))
     except AdminError as e:
         print(f"keymux: {e}", file=sys.stderr)
         return 1
@@ -134,7 +112,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     if args.bucket:
         query["bucket"] = args.bucket
     try:
-        doc = fetch(args.url, "/admin/usage?" + urllib.parse.urlencode(query), _key(args))
+        doc = call(args.url, "GET", "/admin/usage?" + urllib.parse.urlencode(query), _key(args))
     except AdminError as e:
         print(f"keymux: {e}", file=sys.stderr)
         return 1
