@@ -123,6 +123,9 @@ class Metrics:
         self.client_tokens = Counter("keymux_client_tokens_total", "Tokens per gateway key.", ("client",))
         self.client_cost = Counter("keymux_client_cost_usd_total", "USD charged per gateway key.", ("client",))
         self.extra: list[Callable[[list[str]], None]] = []  # more gauges (gateway keys' budgets), told at render
+        # (key, model) -> [prompt, completion, reasoning tokens, USD charged, USD at list price, priced at all]:
+        # what `tokens`, `cost` and `value` show, folded into them when rendered.
+        self._usage: dict[tuple[str, str], list[float]] = {}
 
     def observe(self, row: Row, model_of: Callable[[str, str], str]) -> None:
         """One finished request (the same row the ledger writes)."""
@@ -134,24 +137,28 @@ class Metrics:
             if row.cost:
                 self.client_cost.inc((row.client,), row.cost)
         attempts = row.attempts
-        last = len(attempts) - 1
-        for i, (fp, outcome) in enumerate(attempts):
-            last_ok = i == last and row.upstream_model and fp == row.key
-            model = row.upstream_model if last_ok else model_of(row.group, fp)
-            self.upstream.inc((fp, model or "", outcome))
         key = row.key
+        if len(attempts) == 1 and key is not None and attempts[0][0] == key and row.upstream_model:
+            self.upstream.inc((key, row.upstream_model, attempts[0][1]))  # the common request: one attempt
+        else:
+            last = len(attempts) - 1
+            for i, (fp, outcome) in enumerate(attempts):
+                last_ok = i == last and row.upstream_model and fp == row.key
+                model = row.upstream_model if last_ok else model_of(row.group, fp)
+                self.upstream.inc((fp, model or "", outcome))
         if key is not None:
             model = row.upstream_model or ""
-            tokens = self.tokens
-            if row.prompt_tokens:
-                tokens.inc((key, model, "prompt"), row.prompt_tokens)
-            if row.completion_tokens:
-                tokens.inc((key, model, "completion"), row.completion_tokens)
-            if row.reasoning_tokens:
-                tokens.inc((key, model, "reasoning"), row.reasoning_tokens)
+            # Tokens, cost and value of one (key, model) in one cell: one lookup per request, not five.
+            cell = self._usage.get((key, model))
+            if cell is None:
+                cell = self._usage[(key, model)] = [0, 0, 0, 0.0, 0.0, 0]
+            cell[0] += row.prompt_tokens
+            cell[1] += row.completion_tokens
+            cell[2] += row.reasoning_tokens
             if row.cost or row.value:
-                self.cost.inc((key, model), row.cost)
-                self.value.inc((key, model), row.value)
+                cell[3] += row.cost
+                cell[4] += row.value
+                cell[5] = 1
             if row.modal_cost:
                 for modality, usd in orjson.loads(row.modal_cost).items():
                     self.modal_value.inc((key, model, modality), usd)
@@ -163,7 +170,17 @@ class Metrics:
     def observe_wait(self, seconds: float) -> None:
         self.queue_wait.observe((), seconds)
 
+    def _fold_usage(self) -> None:
+        tokens, cost, value = self.tokens.values, self.cost.values, self.value.values
+        for (key, model), (prompt, completion, reasoning, usd, list_usd, priced) in self._usage.items():
+            for kind, n in (("prompt", prompt), ("completion", completion), ("reasoning", reasoning)):
+                if n:
+                    tokens[(key, model, kind)] = float(n)
+            if priced:
+                cost[(key, model)], value[(key, model)] = usd, list_usd
+
     def render(self, pool: Pool, ledger: Ledger, now: float) -> str:
+        self._fold_usage()
         out: list[str] = []
         for m in (self.requests, self.upstream, self.tokens, self.cost, self.value, self.modal_value,
                   self.client_requests, self.client_tokens, self.client_cost):
