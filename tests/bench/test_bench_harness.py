@@ -46,7 +46,7 @@ def test_harness_tiny_run(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--duration", "0.3", "--tool", "python", "--connections", "1",
          "--startups", "1", "--no-pin", "--rounds", "2", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
     for target in ("direct", "baseline", "keymux", "anthropic"):
