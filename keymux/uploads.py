@@ -1,26 +1,28 @@
-"""Gemini file uploads through keymux, and the file list merged across keys.
+"""Gemini file uploads and downloads through keymux (the lists merged across keys: keymux/merged_lists.py).
 
 A resumable upload is started on one key (admitted by the pool like any call: rotation, no disabled key);
 keymux keeps the upstream's upload URL and hands the client its own (`?upload_id=<token>`), so every chunk
 comes back here and goes on to that key's project, streamed piece by piece (a file is never held whole).
 When the last chunk is in, the new file is pinned to its key. Upload sessions live in the state store, so
-any replica can take any chunk.
+any replica can take any chunk. A download goes to the file's key and its body is passed on piece by piece.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import orjson
 from aiohttp import web
 
+from keymux.attempt import Scrub
 from keymux.errors import NotFound, PayloadTooLarge, UpstreamFailed
 from keymux.exchange.gemini_resources import LIFETIMES
 from keymux.live import Live
+from keymux.merged_lists import MergedLists
 from keymux.pool import Pool
 from keymux.pool.deployment import Deployment
 from keymux.providers import gemini
@@ -31,6 +33,7 @@ _START_HEADERS = ("X-Goog-Upload-Protocol", "X-Goog-Upload-Command", "X-Goog-Upl
                   "X-Goog-Upload-Header-Content-Type", "Content-Type")
 _ANSWER_HEADERS = ("X-Goog-Upload-Status", "X-Goog-Upload-Chunk-Granularity", "X-Goog-Upload-Size-Received",
                    "Content-Type")
+PIECE = 256 * 1024  # what one read of a passed-through body hands on
 
 
 @dataclass
@@ -42,6 +45,16 @@ class Passed:
     body: bytes
 
 
+@dataclass
+class Download:
+    """A download under way: the upstream's status and headers, then its body (`pieces`) or its error."""
+
+    status: int
+    headers: dict[str, str]
+    error: bytes
+    pieces: AsyncIterator[bytes] | None
+
+
 def _root(dep: Deployment) -> str:
     return gemini.base_url(dep.cfg.api_base).rsplit("/", 1)[0]  # without /v1beta: uploads live at /upload/...
 
@@ -51,6 +64,7 @@ class Uploads:
         self.live = live
         self.pool = pool
         self._session: aiohttp.ClientSession | None = None
+        self.lists = MergedLists(live, pool, self._http)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:  # made in the running loop, on first use (no network at start-up)
@@ -136,31 +150,39 @@ class Uploads:
                 await self.pool.unpin(f"uploads/{token}{part}")
         return Passed(status, answer_headers, answer)
 
-    async def list_files(self, page_size: int) -> bytes:
-        return await self.list_merged("files", "files", page_size)
+    async def list_merged(self, collection: str, field: str, page_size: int, page_token: str = "") -> bytes:
+        return await self.lists.page(collection, field, page_size, page_token)
 
-    async def list_merged(self, collection: str, field: str, page_size: int) -> bytes:
-        """Every key's files (caches, batches) in one list, each tagged with its key's fingerprint (and
-        pinned to it: what a key lists is that key's)."""
-        seen: set[str] = set()
-        merged: list[dict[str, Any]] = []
-        snapshot = self.live.snapshot
-        for deployments in snapshot.groups.values():
-            for d in deployments:
-                if d.cfg.provider != "gemini" or d.fingerprint in seen:
-                    continue
-                seen.add(d.fingerprint)
-                url = f"{gemini.base_url(d.cfg.api_base)}/{collection}?pageSize={page_size}"
-                async with self._http().get(url, headers=gemini.auth_headers(d.cfg.api_key)) as resp:
-                    if resp.status != 200:
-                        continue  # a key that cannot list (disabled, cooling) lists nothing
-                    doc = orjson.loads(await resp.read() or b"{}")
-                for f in doc.get(field) or ():
-                    if isinstance(f, dict) and isinstance(f.get("name"), str):
-                        await self.pool.pin(f["name"], d.fingerprint, LIFETIMES.get(collection, LIFETIMES["files"]))
-                        merged.append({**f, "keymuxKey": d.fingerprint})
-        return orjson.dumps({field: merged} if merged else {})
-
+    @asynccontextmanager
+    async def download(self, name: str) -> AsyncIterator[Download]:
+        """`files/{id}:download?alt=media` on the key that owns the file, waiting for it like any pinned call."""
+        owner = await self.pool.owner(name)
+        if owner is None:
+            raise NotFound(f"{name} is not known here (it expired, was deleted, or was created through another "
+                           "gateway); list the files once to let keymux learn their keys")
+        lease = await self.pool.acquire("", 0, metered=False, pinned=owner)
+        dep = lease.deployment
+        url = f"{gemini.base_url(dep.cfg.api_base)}/{name}:download"
+        try:
+            resp = await self._http().get(url, params={"alt": "media"}, headers=gemini.auth_headers(dep.cfg.api_key))
+        except aiohttp.ClientError as e:
+            await lease.release(Verdict(Outcome.UPSTREAM_ERROR, reason=f"connection error: {e}"))
+            raise UpstreamFailed(f"the download could not reach key {dep.fingerprint}: {e}", status=502) from None
+        try:
+            headers = {h: resp.headers[h] for h in ("Content-Type", "Content-Length", "Content-Disposition")
+                       if h in resp.headers}
+            headers["x-keymux-key"] = dep.fingerprint
+            if resp.status != 200:
+                error = Scrub(dep.cfg.api_key, dep.fingerprint)(await resp.read())
+                await lease.release(gemini.classify(resp.status, error, self.pool.clock.time()))
+                headers.pop("Content-Length", None)
+                yield Download(resp.status, headers, error, None)
+            else:
+                yield Download(200, headers, b"", resp.content.iter_chunked(PIECE))
+                await lease.release(Verdict(Outcome.OK))
+        finally:
+            resp.release()
+            await lease.release(Verdict(Outcome.CLIENT_ERROR, reason="download abandoned"))  # no-op once released
 
 def _answer_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {h: headers[h] for h in _ANSWER_HEADERS if h in headers}
