@@ -23,7 +23,7 @@ from keymux.errors import NotFound, PayloadTooLarge, UpstreamFailed
 from keymux.exchange.gemini_resources import LIFETIMES
 from keymux.live import Live
 from keymux.merged_lists import MergedLists
-from keymux.pool import Pool
+from keymux.pool import Lease, Pool
 from keymux.pool.deployment import Deployment
 from keymux.providers import gemini
 from keymux.providers.base import Outcome, Verdict
@@ -64,9 +64,9 @@ class Uploads:
         self.live = live
         self.pool = pool
         self._session: aiohttp.ClientSession | None = None
-        self.lists = MergedLists(live, pool, self._http)
+        self.lists = MergedLists(live, pool, self.http)
 
-    def _http(self) -> aiohttp.ClientSession:
+    def http(self) -> aiohttp.ClientSession:
         if self._session is None:  # made in the running loop, on first use (no network at start-up)
             self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
         return self._session
@@ -94,11 +94,19 @@ class Uploads:
         if declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"the file is {declared} bytes; uploads through keymux are limited to {limit}")
         lease = await self.pool.acquire(self._gemini_group(), 0, metered=False)
+        passed, token = await self.open(lease, headers, raw)
+        if token is not None:
+            passed.headers["X-Goog-Upload-URL"] = f"{public_base}/upload/v1beta/files?upload_id={token}" \
+                                                  "&upload_protocol=resumable"
+        return passed
+
+    async def open(self, lease: Lease, headers: Mapping[str, str], raw: bytes) -> tuple[Passed, str | None]:
+        """Start a resumable upload on the leased key: what it answered, and the session's token (None: refused)."""
         dep = lease.deployment
         sent = {**gemini.auth_headers(dep.cfg.api_key),
                 **{h: headers[h] for h in _START_HEADERS if h in headers}}
         try:
-            async with self._http().post(f"{_root(dep)}/upload/v1beta/files", data=raw, headers=sent) as resp:
+            async with self.http().post(f"{_root(dep)}/upload/v1beta/files", data=raw, headers=sent) as resp:
                 body = await resp.read()
                 upstream_url = resp.headers.get("X-Goog-Upload-URL")
                 status, answer_headers = resp.status, _answer_headers(resp.headers)
@@ -106,16 +114,15 @@ class Uploads:
             await lease.release(Verdict(Outcome.UPSTREAM_ERROR, reason=f"connection error: {e}"))
             raise UpstreamFailed(f"the upload could not be started on key {dep.fingerprint}: {e}", status=502) from None
         await lease.release(gemini.classify(status, body, self.pool.clock.time()))
+        answer_headers["x-keymux-key"] = dep.fingerprint
         if status != 200 or not upstream_url:
-            return Passed(status, answer_headers, body)
+            return Passed(status, answer_headers, Scrub(dep.cfg.api_key, dep.fingerprint)(body)), None
         token = secrets.token_urlsafe(24)
         await self.pool.pin(f"uploads/{token}", dep.fingerprint, SESSION_TTL)
         await self.pool.pin(f"uploads/{token}/url", upstream_url, SESSION_TTL)
-        await self.pool.pin(f"uploads/{token}/size", declared or "0", SESSION_TTL)
-        answer_headers["X-Goog-Upload-URL"] = f"{public_base}/upload/v1beta/files?upload_id={token}" \
-                                              "&upload_protocol=resumable"
-        answer_headers["x-keymux-key"] = dep.fingerprint
-        return Passed(status, answer_headers, body)
+        await self.pool.pin(f"uploads/{token}/size", headers.get("X-Goog-Upload-Header-Content-Length") or "0",
+                            SESSION_TTL)
+        return Passed(status, answer_headers, body), token
 
     async def chunk(self, token: str, headers: Mapping[str, str], length: int | None,
                     body: AsyncIterator[bytes]) -> Passed:
@@ -135,7 +142,7 @@ class Uploads:
         if length is not None:
             sent["Content-Length"] = str(length)
         try:
-            async with self._http().post(upstream_url, data=body, headers=sent) as resp:
+            async with self.http().post(upstream_url, data=body, headers=sent) as resp:
                 answer = await resp.read()
                 status, answer_headers = resp.status, _answer_headers(resp.headers)
         except aiohttp.ClientError as e:
@@ -164,7 +171,7 @@ class Uploads:
         dep = lease.deployment
         url = f"{gemini.base_url(dep.cfg.api_base)}/{name}:download"
         try:
-            resp = await self._http().get(url, params={"alt": "media"}, headers=gemini.auth_headers(dep.cfg.api_key))
+            resp = await self.http().get(url, params={"alt": "media"}, headers=gemini.auth_headers(dep.cfg.api_key))
         except aiohttp.ClientError as e:
             await lease.release(Verdict(Outcome.UPSTREAM_ERROR, reason=f"connection error: {e}"))
             raise UpstreamFailed(f"the download could not reach key {dep.fingerprint}: {e}", status=502) from None

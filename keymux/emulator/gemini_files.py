@@ -55,6 +55,7 @@ class Files:
         self._uploads: dict[str, _Upload] = {}
         self._ids = itertools.count(1)
         self._generated: dict[str, bytes] = {}  # the bytes of generated files (the only ones kept)
+        self.used: list[tuple[str, str, str]] = []  # (file, its mimeType as sent, project) per accepted fileData
         self.largest_chunk = 0  # the biggest piece one read handed over (streamed answers stay small)
 
     def owned_by(self, owner: str) -> list[str]:
@@ -76,11 +77,12 @@ class Files:
             if isinstance(node, dict):
                 data = node.get("fileData") or node.get("file_data")
                 uri = (data.get("fileUri") or data.get("file_uri")) if isinstance(data, dict) else None
-                if isinstance(uri, str) and "/files/" in uri:  # Google reads either spelling
+                if isinstance(data, dict) and isinstance(uri, str) and "/files/" in uri:  # either spelling
                     name = "files/" + uri.rsplit("/files/", 1)[1]
                     found = self.files.get(name)
                     if found is None or found[0] != owner:
                         return _denied(name)
+                    self.used.append((name, str(data.get("mimeType") or data.get("mime_type")), owner))
                 todo.extend(v for v in node.values() if isinstance(v, (dict, list)))
             elif isinstance(node, list):
                 todo.extend(node)
