@@ -47,17 +47,7 @@ class OpenAIFiles:
         self.pool = uploads.pool
 
     def group(self, asked: str | None) -> str:
-        snapshot = self.live.snapshot
-        if asked:
-            group = snapshot.resolve(asked)
-            if group is None:
-                raise NotFound(f"model '{asked}' is not a model group here; available: {', '.join(snapshot.names)}")
-            return group
-        for provider in ("gemini", "openai"):
-            for name in snapshot.groups:
-                if provider in snapshot.providers(name):
-                    return name
-        raise NotFound("no model group here is served by Gemini or OpenAI keys: files need one")
+        return self.uploads.group(asked, ("gemini", "openai"))
 
     # -- create --------------------------------------------------------------------------------
     async def create(self, group: str, filename: str, mime: str, purpose: str,

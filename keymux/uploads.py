@@ -75,12 +75,20 @@ class Uploads:
         if self._session is not None:
             await self._session.close()
 
-    def _gemini_group(self) -> str:
+    def group(self, asked: str | None, providers: tuple[str, ...] = ("gemini",)) -> str:
+        """Where an upload goes: the model group the client names (`x-keymux-model`), else the first group
+        served by keys of the first of `providers` that has one."""
         snapshot = self.live.snapshot
-        for name in snapshot.groups:
-            if "gemini" in snapshot.providers(name):
-                return name
-        raise NotFound("no model group here is served by Gemini keys: files need one")
+        if asked:
+            group = snapshot.resolve(asked.removeprefix("models/"))
+            if group is None:
+                raise NotFound(f"model '{asked}' is not a model group here; available: {', '.join(snapshot.names)}")
+            return group
+        for provider in providers:
+            for name in snapshot.groups:
+                if provider in snapshot.providers(name):
+                    return name
+        raise NotFound(f"no model group here is served by {' or '.join(providers)} keys: files need one")
 
     def _deployment(self, fingerprint: str) -> Deployment:
         for d in self.pool.deployments_of(fingerprint):
@@ -93,7 +101,7 @@ class Uploads:
         declared = headers.get("X-Goog-Upload-Header-Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"the file is {declared} bytes; uploads through keymux are limited to {limit}")
-        lease = await self.pool.acquire(self._gemini_group(), 0, metered=False)
+        lease = await self.pool.acquire(self.group(headers.get("x-keymux-model")), 0, metered=False)
         passed, token = await self.open(lease, headers, raw)
         if token is not None:
             passed.headers["X-Goog-Upload-URL"] = f"{public_base}/upload/v1beta/files?upload_id={token}" \

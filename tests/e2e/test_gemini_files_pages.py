@@ -11,6 +11,7 @@ import os
 import aiohttp
 import orjson
 import pytest
+from google import genai
 from google.genai import errors, types
 
 from keymux.emulator import EmuKey
@@ -131,3 +132,26 @@ async def test_the_caches_pager_follows_pages_across_keys(make_stack) -> None:
     assert len({o for n in names for o in KEYS if n in stack.gemini.stateful.caches_of(o)}) > 1
     listed = [c.name async for c in await client.aio.caches.list(config=types.ListCachedContentsConfig(page_size=2))]
     assert sorted(listed) == sorted(names)
+
+
+async def test_an_upload_goes_to_the_group_its_header_names(make_stack) -> None:
+    doc = {"model_list": gemini_group("chat", KEYS[:2]) + gemini_group("flash", KEYS[2:])}
+    stack = await make_stack(doc, gemini_keys={k: EmuKey() for k in KEYS})
+    plain = stack.genai()
+    routed = genai.Client(api_key="sk-master", http_options=types.HttpOptions(
+        base_url=stack.base, api_version="v1beta", headers={"x-keymux-model": "flash"}))
+    up = await routed.aio.files.upload(file=io.BytesIO(b"abc"), config={"mime_type": "text/plain"})
+    assert up.name in stack.gemini.files_api.owned_by(KEYS[2])
+    answer = await plain.aio.models.generate_content(model="flash", contents=[up, "read it"])
+    assert answer.text
+    elsewhere = await plain.aio.files.upload(file=io.BytesIO(b"abc"), config={"mime_type": "text/plain"})
+    assert elsewhere.name not in stack.gemini.files_api.owned_by(KEYS[2])  # no header: the first Gemini group
+    with pytest.raises(errors.APIError) as caught:
+        await plain.aio.models.generate_content(model="flash", contents=[elsewhere, "read it"])
+    assert "belongs to key" in caught.value.message
+    with pytest.raises(errors.ClientError) as unknown:
+        await genai.Client(api_key="sk-master", http_options=types.HttpOptions(
+            base_url=stack.base, api_version="v1beta", headers={"x-keymux-model": "nope"})).aio.files.upload(
+            file=io.BytesIO(b"abc"), config={"mime_type": "text/plain"})
+    assert unknown.value.code == 404
+    assert stack.gemini.count(status=403) == 0
