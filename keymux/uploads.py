@@ -85,7 +85,7 @@ class Uploads:
                 raise NotFound(f"model '{asked}' is not a model group here; available: {', '.join(snapshot.names)}")
             return group
         for provider in providers:
-            for name in snapshot.groups:
+            for name in snapshot.names:  # the configured groups in config order, not the pools by model id
                 if provider in snapshot.providers(name):
                     return name
         raise NotFound(f"no model group here is served by {' or '.join(providers)} keys: files need one")
