@@ -31,7 +31,7 @@ def blocks(text: str, lang: str) -> list[str]:
 def shape(line: str) -> str:
     """A demo line with what the clock decides (times, seconds left, hours) blanked out."""
     line = re.sub(r"\d\d:\d\d:\d\d \w+", "HH:MM:SS ZONE", line)
-    line = re.sub(r"\(\d+(\.\d+)? ([sh])\)", r"(N \2)", line)
+    line = re.sub(r"\(\d+(\.\d+)? [sh]\)", "(N)", line)  # within an hour of midnight Pacific, hours print as s
     line = re.sub(r"(Retry-After|wait|in) \d+ s", r"\1 N s", line)
     return re.sub(r"\s+", " ", line).strip()
 
