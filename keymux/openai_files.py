@@ -206,18 +206,23 @@ class OpenAIFiles:
         return sorted(found.items())
 
     # -- a chat that names files ---------------------------------------------------------------
-    async def resolve(self, body: dict[str, Any], raw: bytes) -> tuple[bytes, tuple[str, ...]]:
+    async def resolve(self, group: str, body: dict[str, Any], raw: bytes) -> tuple[bytes, tuple[str, ...]]:
         """Rewrite each `file_id` of a Gemini-kept file to its uri and MIME type (the codecs make `fileData` of
         it), in place; return the body to send and the resources it names (its keys' pins)."""
         if b"file_id" not in raw:  # the common body names no file: one byte search
             return raw, ()
         resources: list[str] = []
         changed = False
+        served = {d.fingerprint for d in self.live.snapshot.groups.get(group, ())}
         for holder in _file_refs(body):
             file_id = holder["file_id"]
             found = await self.record(file_id)
             if found is None:
                 continue
+            if found["key"] not in served:
+                raise BadRequest(f"{file_id} is kept by key {found['key']}, which does not serve model group "
+                                 f"'{group}'; use a group with that key, or upload the file with model '{group}'",
+                                 param="file_id")
             if found["provider"] == "gemini":
                 holder["file_id"] = found["uri"]
                 holder.setdefault("format", found["mime"])

@@ -51,7 +51,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if "cache" in body:
         body, controls = cache_controls(body)
         raw = orjson.dumps(body)
-    raw, files = await file_refs(request, body, raw)
+    raw, files = await file_refs(request, group, body, raw)
     call = Request(surface="openai", operation="chat", group=group, model=model, body=body, raw=raw, stream=stream,
                    include_usage=include_usage, request_id=request_id(request), client=client,
                    cache_control=request.headers.get("Cache-Control", ""), controls=controls, resources=files)

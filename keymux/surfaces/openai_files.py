@@ -91,10 +91,11 @@ async def file_content(request: web.Request) -> web.StreamResponse:
         return resp
 
 
-async def file_refs(request: web.Request, body: dict[str, Any], raw: bytes) -> tuple[bytes, tuple[str, ...]]:
+async def file_refs(request: web.Request, group: str, body: dict[str, Any],
+                    raw: bytes) -> tuple[bytes, tuple[str, ...]]:
     """A chat or Responses body with its uploaded files resolved (see OpenAIFiles.resolve)."""
     files = request.app.get(OPENAI_FILES)
-    return (raw, ()) if files is None else await files.resolve(body, raw)
+    return (raw, ()) if files is None else await files.resolve(group, body, raw)
 
 
 def add_routes(app: web.Application) -> None:

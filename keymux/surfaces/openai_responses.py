@@ -35,7 +35,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     if group is None:
         raise NotFound(f"model '{model}' is not a model group here; available: {', '.join(snapshot.names)}")
     body, controls = cache_controls(body)
-    raw, files = await file_refs(request, body, raw)
+    raw, files = await file_refs(request, group, body, raw)
     call = Request(surface="openai_responses", operation="responses", group=group, model=model, body=body, raw=raw,
                    stream=bool(body.get("stream")), include_usage=True, request_id=request_id(request),
                    client=client, cache_control=request.headers.get("Cache-Control", ""), controls=controls,

@@ -93,6 +93,9 @@ async def test_a_model_field_sends_the_upload_to_an_openai_group_which_passes_th
     assert (await client.files.content(made.id)).content == PDF
     assert (await client.files.retrieve(made.id)).bytes == len(PDF)
     assert made.id in [f.id for f in (await client.files.list(purpose="user_data")).data]
+    with pytest.raises(openai.BadRequestError) as elsewhere:  # the Gemini group has not the file's key
+        await client.chat.completions.create(model="flash", messages=[_file_part(made.id)])
+    assert "does not serve model group 'flash'" in elsewhere.value.message
     assert (await client.files.delete(made.id)).deleted is True
     assert not stack.openai_emu.files_api.owned_by(owner)
 
