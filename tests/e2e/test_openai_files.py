@@ -4,6 +4,8 @@ as `fileData`; on an OpenAI group the Files API passes through, pinned to the ke
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import openai
 import orjson
@@ -13,6 +15,7 @@ from keymux.emulator import EmuKey
 from keymux.fingerprint import fingerprint
 
 from .conftest import gemini_group
+from .test_gemini_files import _rss
 
 GEMINI = ["ka-1111111111", "kb-2222222222", "kc-3333333333"]
 OPENAI = ["sk-oa-1111111111", "sk-ob-2222222222"]
@@ -145,3 +148,34 @@ async def test_bad_uploads_get_clear_openai_errors(make_stack) -> None:
             body = orjson.loads(await resp.read())
         assert resp.status == 413 and "limit" in body["error"]["message"]
     assert not any(stack.gemini.files_api.owned_by(k) for k in GEMINI)
+
+
+async def test_an_upload_is_streamed_through_not_held(make_stack) -> None:
+    stack = await _stack(make_stack)
+    size, piece = 64 * 1024 * 1024, b"\0" * (256 * 1024)
+
+    async def body():
+        for _ in range(size // len(piece)):
+            yield piece
+
+    base = peak = _rss()
+
+    async def sample() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, _rss())
+            await asyncio.sleep(0.01)
+
+    sampler = asyncio.ensure_future(sample())
+    async with aiohttp.ClientSession() as http:
+        with aiohttp.MultipartWriter("form-data") as form:
+            form.append("user_data").set_content_disposition("form-data", name="purpose")
+            form.append(body(), {"Content-Type": "video/mp4"}).set_content_disposition(
+                "form-data", name="file", filename="clip.mp4")
+        async with http.post(f"{stack.base}/v1/files", data=form,
+                             headers={"authorization": "Bearer sk-master"}) as resp:
+            made = orjson.loads(await resp.read())
+    sampler.cancel()
+    assert resp.status == 200 and made["bytes"] == size
+    assert stack.gemini.files_api.largest_chunk < 4 * 1024 * 1024
+    assert peak - base < 20 * 1024 * 1024, f"RSS grew {(peak - base) / 2**20:.1f} MB while 64 MB passed through"
