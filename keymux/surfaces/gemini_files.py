@@ -8,7 +8,7 @@ from aiohttp import web
 from keymux.errors import BadRequest
 from keymux.merged_lists import page_size
 from keymux.request import Reply, Request
-from keymux.surfaces.common import CLIENT_API, JSON, check_auth, request_id
+from keymux.surfaces.common import CLIENT_API, JSON, add_error_shape, check_auth, gemini_error_response, request_id
 from keymux.uploads import UPLOADS, Passed
 
 
@@ -89,5 +89,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1beta/files", list_files)
     for prefix in ("/download/v1beta", "/v1beta"):  # a file's downloadUri names the first; google-genai the second
         app.router.add_get(prefix + "/files/{id:[^:/]+}:download", download_file)
+    add_error_shape(app, "/download", gemini_error_response)
     app.router.add_get("/v1beta/files/{id}", get_file)
     app.router.add_delete("/v1beta/files/{id}", delete_file)

@@ -83,8 +83,9 @@ async def test_an_uploaded_file_cannot_be_downloaded_and_google_says_so(make_sta
         await client.aio.files.download(file=up.name)
     assert caught.value.code == 400 and caught.value.status == "INVALID_ARGUMENT"
     assert "generated" in caught.value.message
-    status, body = await _get(stack, "/v1beta/files/nosuchfile:download", alt="media")
-    assert status == 404 and body["error"]["status"] == "NOT_FOUND"
+    for prefix in ("/v1beta", "/download/v1beta"):
+        status, body = await _get(stack, f"{prefix}/files/nosuchfile:download", alt="media")
+        assert status == 404 and body["error"]["status"] == "NOT_FOUND", prefix
     status, body = await _get(stack, f"/v1beta/{up.name}:download")
     assert status == 400 and "alt=media" in body["error"]["message"]
 
