@@ -28,7 +28,7 @@ from keymux.exchange.gemini_resources import LIFETIMES
 from keymux.pool import Lease
 from keymux.providers import gemini, openai
 from keymux.providers.base import Outcome, Verdict
-from keymux.uploads import PIECE, Uploads
+from keymux.uploads import PIECE, Capped, Uploads
 
 RECORD = "openai-files/"
 OPENAI_LIFETIME = 90 * 86400.0  # OpenAI keeps a file until it is deleted: the record outlives most
@@ -56,7 +56,7 @@ class OpenAIFiles:
             raise BadRequest(f"'purpose' must be one of {', '.join(PURPOSES)}; got '{purpose}'", param="purpose")
         lease = await self.pool.acquire(group, 0, metered=False)
         provider = lease.deployment.cfg.provider
-        capped = _Capped(pieces, self.live.snapshot.config.max_upload_bytes)
+        capped = Capped(pieces, self.live.snapshot.config.max_upload_bytes)
         try:
             if provider == "gemini":
                 return await self._to_gemini(lease, filename, mime, purpose, capped.pieces())
@@ -280,22 +280,6 @@ def _file_refs(body: Any) -> list[dict[str, Any]]:
         elif isinstance(node, list):
             todo.extend(node)
     return found
-
-
-class _Capped:
-    """The upload's pieces, cut off (and marked `over`) once they pass the limit."""
-
-    def __init__(self, pieces: AsyncIterator[bytes], limit: int) -> None:
-        self._pieces, self.limit, self.over = pieces, limit, False
-
-    async def pieces(self) -> AsyncIterator[bytes]:
-        seen = 0
-        async for piece in self._pieces:
-            seen += len(piece)
-            if seen > self.limit:
-                self.over = True
-                raise PayloadTooLarge(f"the file passes the upload limit of {self.limit} bytes")
-            yield piece
 
 
 async def _read(body: Any) -> bytes:

@@ -149,11 +149,14 @@ class Uploads:
                 sent[header] = headers[header]
         if length is not None:
             sent["Content-Length"] = str(length)
+        capped = Capped(body, limit, int(offset) if offset.isdigit() else 0)  # a chunk of unknown length is counted
         try:
-            async with self.http().post(upstream_url, data=body, headers=sent) as resp:
+            async with self.http().post(upstream_url, data=capped.pieces(), headers=sent) as resp:
                 answer = await resp.read()
                 status, answer_headers = resp.status, _answer_headers(resp.headers)
-        except aiohttp.ClientError as e:
+        except (aiohttp.ClientError, PayloadTooLarge) as e:
+            if capped.over:  # the HTTP client may report the cut-off body as its own failure
+                raise PayloadTooLarge(f"the upload passes the limit of {limit} bytes") from None
             raise UpstreamFailed(f"the chunk could not reach key {dep.fingerprint}: {e}", status=502) from None
         answer_headers["x-keymux-key"] = dep.fingerprint
         if status == 200 and answer_headers.get("X-Goog-Upload-Status") == "final":
@@ -198,6 +201,22 @@ class Uploads:
         finally:
             resp.release()
             await lease.release(Verdict(Outcome.CLIENT_ERROR, reason="download abandoned"))  # no-op once released
+
+class Capped:
+    """The upload's pieces, cut off (and marked `over`) once they pass the limit."""
+
+    def __init__(self, pieces: AsyncIterator[bytes], limit: int, seen: int = 0) -> None:
+        self._pieces, self.limit, self.over, self._seen = pieces, limit, False, seen
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        seen = self._seen
+        async for piece in self._pieces:
+            seen += len(piece)
+            if seen > self.limit:
+                self.over = True
+                raise PayloadTooLarge(f"the file passes the upload limit of {self.limit} bytes")
+            yield piece
+
 
 def _answer_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {h: headers[h] for h in _ANSWER_HEADERS if h in headers}

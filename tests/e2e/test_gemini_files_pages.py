@@ -156,3 +156,23 @@ async def test_an_upload_goes_to_the_group_its_header_names(make_stack) -> None:
             file=io.BytesIO(b"abc"), config={"mime_type": "text/plain"})
     assert unknown.value.code == 404
     assert stack.gemini.count(status=403) == 0
+
+
+async def test_a_chunk_without_a_length_is_counted_against_the_limit(make_stack) -> None:
+    stack = await make_stack({"model_list": gemini_group("flash", KEYS),
+                              "general_settings": {"max_upload_size_mb": 1}}, gemini_keys={k: EmuKey() for k in KEYS})
+
+    async def body():  # sent chunked: no Content-Length to check up front
+        for _ in range(8):
+            yield b"\0" * (256 * 1024)
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{stack.base}/upload/v1beta/files", data=b'{"file":{}}', headers={
+                "x-goog-api-key": "sk-master", "X-Goog-Upload-Protocol": "resumable",
+                "X-Goog-Upload-Command": "start", "Content-Type": "application/json"}) as resp:
+            url = resp.headers["X-Goog-Upload-URL"]
+        async with http.post(url, data=body(), headers={"X-Goog-Upload-Command": "upload, finalize",
+                                                        "X-Goog-Upload-Offset": "0"}) as resp:
+            doc = orjson.loads(await resp.read())
+    assert resp.status == 413 and doc["error"]["code"] == 413
+    assert not any(stack.gemini.files_api.owned_by(k) for k in KEYS)
