@@ -56,16 +56,16 @@ class OpenAIFiles:
             raise BadRequest(f"'purpose' must be one of {', '.join(PURPOSES)}; got '{purpose}'", param="purpose")
         lease = await self.pool.acquire(group, 0, metered=False)
         provider = lease.deployment.cfg.provider
-        capped = Capped(pieces, self.live.snapshot.config.max_upload_bytes)
-        try:
-            if provider == "gemini":
-                return await self._to_gemini(lease, filename, mime, purpose, capped.pieces())
-            if provider == "openai":
+        if provider == "gemini":  # uploads.chunk counts the file against the limit
+            return await self._to_gemini(lease, filename, mime, purpose, pieces)
+        if provider == "openai":
+            capped = Capped(pieces, self.live.snapshot.config.max_upload_bytes)
+            try:
                 return await self._to_openai(lease, filename, mime, purpose, capped.pieces())
-        except UpstreamFailed:
-            if capped.over:  # the HTTP client reports the cut-off upload as its own failure
-                raise PayloadTooLarge(f"the file passes the upload limit of {capped.limit} bytes") from None
-            raise
+            except UpstreamFailed:
+                if capped.over:  # the HTTP client reports the cut-off upload as its own failure
+                    raise PayloadTooLarge(f"the file passes the upload limit of {capped.limit} bytes") from None
+                raise
         await lease.release(Verdict(Outcome.CLIENT_ERROR, reason="no files on this provider"))
         raise BadRequest(f"model group '{group}' is served by {provider} keys, which keep no files")
 

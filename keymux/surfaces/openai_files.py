@@ -53,9 +53,11 @@ async def create_file(request: web.Request) -> web.Response:
                 mime = labelled if labelled and labelled != "application/octet-stream" else \
                     guess_mime(part.filename, "application/octet-stream")
                 return _json(await files.create(group, part.filename, mime, purpose, _pieces(part)))
-            value = await part.read_chunk(_FIELD_MAX + 1)
-            if len(value) > _FIELD_MAX:
-                raise BadRequest(f"form field '{part.name}' is over {_FIELD_MAX} bytes", param=part.name)
+            value = b""
+            async for piece in _pieces(part):  # a field may arrive in several reads
+                value += piece
+                if len(value) > _FIELD_MAX:
+                    raise BadRequest(f"form field '{part.name}' is over {_FIELD_MAX} bytes", param=part.name)
             fields[part.name or ""] = value.decode("utf-8", "replace").strip()
     except ValueError as e:  # aiohttp's word for a malformed multipart body
         raise BadRequest(f"malformed multipart body: {e}") from None

@@ -129,24 +129,16 @@ async def test_bad_uploads_get_clear_openai_errors(make_stack) -> None:
             for _ in range(8):
                 yield b"\0" * (256 * 1024)
 
-        with aiohttp.MultipartWriter("form-data") as chunked:
-            chunked.append("user_data").set_content_disposition("form-data", name="purpose")
-            chunked.append(megabytes()).set_content_disposition("form-data", name="file", filename="big.bin")
-        async with http.post(f"{stack.base}/v1/files", data=chunked,
-                             headers={"authorization": "Bearer sk-master"}) as resp:
-            body = orjson.loads(await resp.read())
-        assert resp.status == 413 and "limit" in body["error"]["message"]
-        async def megabytes():  # no Content-Length: the limit is counted while the file streams through
-            for _ in range(8):
-                yield b"\0" * (256 * 1024)
-
-        with aiohttp.MultipartWriter("form-data") as chunked:
-            chunked.append("user_data").set_content_disposition("form-data", name="purpose")
-            chunked.append(megabytes()).set_content_disposition("form-data", name="file", filename="big.bin")
-        async with http.post(f"{stack.base}/v1/files", data=chunked,
-                             headers={"authorization": "Bearer sk-master"}) as resp:
-            body = orjson.loads(await resp.read())
-        assert resp.status == 413 and "limit" in body["error"]["message"]
+        for group in ("flash", "oa"):  # a Gemini key's upload, and one passed through to an OpenAI key
+            with aiohttp.MultipartWriter("form-data") as chunked:
+                chunked.append("user_data").set_content_disposition("form-data", name="purpose")
+                chunked.append(group).set_content_disposition("form-data", name="model")
+                chunked.append(megabytes()).set_content_disposition("form-data", name="file", filename="big.bin")
+            async with http.post(f"{stack.base}/v1/files", data=chunked,
+                                 headers={"authorization": "Bearer sk-master"}) as resp:
+                body = orjson.loads(await resp.read())
+            assert resp.status == 413 and "limit" in body["error"]["message"], group
+    assert not any(stack.openai_emu.files_api.owned_by(k) for k in OPENAI)
     assert not any(stack.gemini.files_api.owned_by(k) for k in GEMINI)
 
 
