@@ -24,6 +24,7 @@ from keymux.ledger import LedgerUnavailable, open_ledger
 from keymux.ledger.recorder import Recorder
 from keymux.live import Live, build_snapshot
 from keymux.metrics import Metrics
+from keymux.openai_files import OPENAI_FILES, OpenAIFiles
 from keymux.pipeline import Pipeline, access_line
 from keymux.pool import Pool
 from keymux.pool.memory import MemoryStore
@@ -41,6 +42,7 @@ from keymux.surfaces import (
     gemini_interactions,
     openai_audio,
     openai_embeddings,
+    openai_files,
     openai_images,
     openai_models,
 )
@@ -162,6 +164,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     gw = Gateway(config, clock=clock, store=store)
     app[GATEWAY] = gw
     uploads = app[UPLOADS] = Uploads(gw.live, gw.pool)
+    app[OPENAI_FILES] = OpenAIFiles(uploads)
     app[CLIENT_API] = ClientAPI(gw.live, gw.pipeline.handle, gw.started)
     app[GATEWAY_KEYS] = gw.clients
     app[health_surface.HEALTH] = health_surface.HealthView(gw.live, gw.pool, gw.clock, gw.state_store)
@@ -183,6 +186,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     openai_models.add_routes(app)
     openai_images.add_routes(app)
     openai_audio.add_routes(app)
+    openai_files.add_routes(app)
     anthropic_surface.add_routes(app)
     gemini_surface.add_routes(app)
     gemini_interactions.add_routes(app)

@@ -31,7 +31,7 @@ def blocks(text: str, lang: str) -> list[str]:
 def shape(line: str) -> str:
     """A demo line with what the clock decides (times, seconds left, hours) blanked out."""
     line = re.sub(r"\d\d:\d\d:\d\d \w+", "HH:MM:SS ZONE", line)
-    line = re.sub(r"\(\d+(\.\d+)? ([sh])\)", r"(N \2)", line)
+    line = re.sub(r"\(\d+(\.\d+)? [sh]\)", "(N)", line)  # within an hour of midnight Pacific, hours print as s
     line = re.sub(r"(Retry-After|wait|in) \d+ s", r"\1 N s", line)
     return re.sub(r"\s+", " ", line).strip()
 
@@ -65,8 +65,9 @@ def test_the_quick_start_sample_is_what_the_demo_prints(demo: tuple[int, str]) -
         assert shape(line) in lines, f"README sample line not printed by the demo:\n{line}\n\n{printed}"
 
 
-def run_examples(port: int, lang: str, env: dict[str, str], then: str = "") -> str:
-    text = section("## Calling keymux", "### Supabase edge function").replace("localhost:4000", f"127.0.0.1:{port}")
+def run_examples(port: int, lang: str, env: dict[str, str], then: str = "",
+                 within: tuple[str, str] = ("## Calling keymux", "### Supabase edge function")) -> str:
+    text = section(*within).replace("localhost:4000", f"127.0.0.1:{port}")
     code = "\n".join(blocks(text, lang)) + then
     cmd = ["bash", "-euo", "pipefail", "-c", code] if lang == "bash" else [sys.executable, "-c", code]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
@@ -94,6 +95,14 @@ def test_the_calling_examples_run_against_the_demo(demo: tuple[int, str]) -> Non
     assert lines[1] == "Echo: Hello"  # google-genai, then its stream, then a token count
     assert lines[2] == "Echo: Tell me a story" and lines[3].isdigit()
     assert lines[4] == "data:image/png;"
+
+
+def test_the_files_examples_run_against_the_demo(demo: tuple[int, str]) -> None:
+    port, _ = demo
+    (key,) = re.findall(r"export KEYMUX_MASTER_KEY=(\S+)", section("## Calling keymux", "### curl"))
+    out = run_examples(port, "python", dict(os.environ) | {"KEYMUX_MASTER_KEY": key},
+                       within=("### Gemini files", "## Configuration reference"))
+    assert out.splitlines() == ["True True", "True", "True"]
 
 
 def test_the_supabase_example_is_the_shipped_function() -> None:

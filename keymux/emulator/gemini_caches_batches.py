@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from keymux.emulator import gemini_wire as W
+from keymux.emulator.paging import page
 from keymux.providers.durations import parse_go_duration
 
 JSON_CT = "application/json; charset=UTF-8"
@@ -140,8 +141,8 @@ class CachesAndBatches:
         who = self._auth(request)
         if isinstance(who, web.Response):
             return who
-        mine = [doc for o, doc in self.caches.values() if o == who[1]]
-        return _json({"cachedContents": mine} if mine else {})
+        return _json(*page([doc for o, doc in self.caches.values() if o == who[1]], "cachedContents",
+                           request, 50, 1000))
 
     # -- batches ---------------------------------------------------------------------------
     def create_batch(self, key: str, owner: str, model: str, body: Any) -> web.Response:
@@ -208,5 +209,5 @@ class CachesAndBatches:
         who = self._auth(request)
         if isinstance(who, web.Response):
             return who
-        mine = [doc for o, doc in self.batches.values() if o == who[1]]
-        return _json({"operations": mine} if mine else {})
+        return _json(*page([doc for o, doc in self.batches.values() if o == who[1]], "operations",
+                           request, 50, 1000))

@@ -1,4 +1,4 @@
-"""A local emulator of the OpenAI API (chat completions, responses, models, embeddings).
+"""A local emulator of the OpenAI API (chat completions, responses, models, embeddings, files).
 
     emu = OpenAIEmulator({"sk-a": EmuKey(rpm=3)}, clock=FakeClock())
     base = await emu.serve()   # use base + "/v1" as the SDK's base_url
@@ -14,6 +14,7 @@ retry headers; "array429" -> the normal per-minute 429; "timeout"; "midstream".
 from __future__ import annotations
 
 import base64
+import functools
 import struct
 from typing import Any
 
@@ -24,6 +25,7 @@ from keymux.emulator import openai_responses as R
 from keymux.emulator import openai_wire as O
 from keymux.emulator.base import EmulatorBase
 from keymux.emulator.gemini_wire import PNG_B64, embedding_values, speech_pcm, wav_bytes
+from keymux.emulator.openai_files import OpenAIFiles
 from keymux.emulator.quota import QuotaHit, go_duration
 
 JSON_CT = "application/json"
@@ -78,7 +80,12 @@ class OpenAIEmulator(EmulatorBase):
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
         app.router.add_get("/_emulator/stats", self._stats_handler)
+        self.files_api.add_routes(app)
         return app
+
+    @functools.cached_property
+    def files_api(self) -> OpenAIFiles:
+        return OpenAIFiles(self._auth, self._log, self.clock.time)
 
     # ------------------------------------------------------------ helpers
 
@@ -186,6 +193,11 @@ class OpenAIEmulator(EmulatorBase):
         if bad is not None:
             self._log(key, model, bad[0], "bad_request", stream, endpoint)
             return _json(bad[1], bad[0])
+        if b"file_id" in await request.read():
+            not_mine = self.files_api.refused(req, key)
+            if not_mine is not None:
+                self._log(key, model, 400, "bad_request", stream, endpoint)
+                return not_mine
         if "embedding" in model:
             body = O.error_body("This is not a chat model and thus not supported in the v1/chat/completions "
                                 "endpoint. Did you mean to use v1/completions?", "invalid_request_error",

@@ -11,8 +11,8 @@ from aiohttp import web
 from keymux.errors import BadRequest, NotFound
 from keymux.request import Reply, Request
 from keymux.surfaces.common import CLIENT_API, JSON, check_auth, read_json, request_id
+from keymux.surfaces.gemini_files import merged_list
 from keymux.surfaces.gemini_named import generate_resources
-from keymux.uploads import UPLOADS
 
 
 def _send(result: Reply) -> web.Response:
@@ -82,10 +82,7 @@ def _one(collection: str, method: str, suffix: str = "") -> Callable[[web.Reques
 
 def _merged(collection: str, field: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        check_auth(request, request.app[CLIENT_API].live.snapshot.config.master_key)
-        size = request.query.get("pageSize", "100")
-        page = min(100, int(size)) if size.isdigit() and int(size) > 0 else 100
-        return web.Response(body=await request.app[UPLOADS].list_merged(collection, field, page), content_type=JSON)
+        return await merged_list(request, collection, field)
     return handler
 
 

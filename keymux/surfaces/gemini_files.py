@@ -1,13 +1,14 @@
 """Gemini's Files API through keymux: resumable upload (start, then chunks at the upload URL keymux hands
-out), get / delete on the key that owns the file, and one list merged across keys."""
+out), get / delete / download on the key that owns the file, and one list merged across keys."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from keymux.errors import BadRequest
+from keymux.merged_lists import page_size
 from keymux.request import Reply, Request
-from keymux.surfaces.common import CLIENT_API, JSON, check_auth, request_id
+from keymux.surfaces.common import CLIENT_API, JSON, add_error_shape, check_auth, gemini_error_response, request_id
 from keymux.uploads import UPLOADS, Passed
 
 
@@ -56,14 +57,38 @@ async def delete_file(request: web.Request) -> web.Response:
 
 
 async def list_files(request: web.Request) -> web.Response:
+    return await merged_list(request, "files", "files")
+
+
+async def merged_list(request: web.Request, collection: str, field: str) -> web.Response:
+    """GET /v1beta/{collection}: every key's, a page at a time (`pageSize`, `pageToken` as Google's)."""
     check_auth(request, request.app[CLIENT_API].live.snapshot.config.master_key)
-    size = request.query.get("pageSize", "100")
-    page = min(100, int(size)) if size.isdigit() and int(size) > 0 else 100
-    return web.Response(body=await request.app[UPLOADS].list_files(page), content_type=JSON)
+    size = page_size(collection, request.query.get("pageSize"))
+    body = await request.app[UPLOADS].list_merged(collection, field, size, request.query.get("pageToken", ""))
+    return web.Response(body=body, content_type=JSON)
+
+
+async def download_file(request: web.Request) -> web.StreamResponse:
+    """`files/{id}:download?alt=media` (google-genai's `files.download`): streamed from the owning key."""
+    check_auth(request, request.app[CLIENT_API].live.snapshot.config.master_key)
+    if request.query.get("alt") != "media":
+        raise BadRequest("a file download needs the query parameter alt=media")
+    async with request.app[UPLOADS].download(f"files/{_file_id(request)}") as got:
+        if got.pieces is None:
+            return web.Response(status=got.status, body=got.error, headers=got.headers)
+        resp = web.StreamResponse(status=got.status, headers=got.headers)
+        await resp.prepare(request)
+        async for piece in got.pieces:
+            await resp.write(piece)
+        await resp.write_eof()
+        return resp
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/upload/v1beta/files", upload)
     app.router.add_get("/v1beta/files", list_files)
+    for prefix in ("/download/v1beta", "/v1beta"):  # a file's downloadUri names the first; google-genai the second
+        app.router.add_get(prefix + "/files/{id:[^:/]+}:download", download_file)
+    add_error_shape(app, "/download", gemini_error_response)
     app.router.add_get("/v1beta/files/{id}", get_file)
     app.router.add_delete("/v1beta/files/{id}", delete_file)

@@ -18,6 +18,7 @@ from keymux.surfaces.common import (
     read_json,
     request_id,
 )
+from keymux.surfaces.openai_files import file_refs
 from keymux.surfaces.streaming import send_stream
 
 
@@ -50,9 +51,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if "cache" in body:
         body, controls = cache_controls(body)
         raw = orjson.dumps(body)
+    raw, files = await file_refs(request, group, body, raw)
     call = Request(surface="openai", operation="chat", group=group, model=model, body=body, raw=raw, stream=stream,
                    include_usage=include_usage, request_id=request_id(request), client=client,
-                   cache_control=request.headers.get("Cache-Control", ""), controls=controls)
+                   cache_control=request.headers.get("Cache-Control", ""), controls=controls, resources=files)
     result = await api.handle(call)
     if isinstance(result, Reply):
         return web.Response(status=result.status, body=result.body, content_type=JSON, headers=result.headers)

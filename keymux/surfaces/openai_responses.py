@@ -13,6 +13,7 @@ from keymux.errors import BadRequest, NotFound
 from keymux.request import Reply, Request
 from keymux.surfaces.common import CLIENT_API, JSON, check_auth, read_json, request_id
 from keymux.surfaces.openai import cache_controls
+from keymux.surfaces.openai_files import file_refs
 from keymux.surfaces.streaming import send_stream
 from keymux.translate.clients.openai_responses import stateless_refusal
 
@@ -34,9 +35,11 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     if group is None:
         raise NotFound(f"model '{model}' is not a model group here; available: {', '.join(snapshot.names)}")
     body, controls = cache_controls(body)
+    raw, files = await file_refs(request, group, body, raw)
     call = Request(surface="openai_responses", operation="responses", group=group, model=model, body=body, raw=raw,
                    stream=bool(body.get("stream")), include_usage=True, request_id=request_id(request),
-                   client=client, cache_control=request.headers.get("Cache-Control", ""), controls=controls)
+                   client=client, cache_control=request.headers.get("Cache-Control", ""), controls=controls,
+                   resources=files)
     result = await api.handle(call)
     if isinstance(result, Reply):
         return web.Response(status=result.status, body=result.body, content_type=JSON, headers=result.headers)

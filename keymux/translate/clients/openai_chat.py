@@ -17,6 +17,7 @@ from keymux.errors import BadRequest
 from keymux.ids import new_id
 from keymux.translate import pivot as p
 from keymux.translate._json import Json
+from keymux.translate.clients.openai_files import file_part
 from keymux.translate.codecs import Target
 from keymux.translate.error_bodies import openai_error
 from keymux.translate.estimate import estimate_prompt_tokens
@@ -172,25 +173,7 @@ class _Messages:
     def _file(self, file: Any, where: str) -> p.Part:
         if not isinstance(file, dict):
             raise BadRequest(f"{where}.file must be an object", param=f"{where}.file")
-        filename = file.get("filename")
-        if not isinstance(filename, str):
-            filename = ""
-        default_mime = guess_mime(filename, "application/pdf") if filename else "application/pdf"
-        data = file.get("file_data")
-        if isinstance(data, str) and data:
-            if data.startswith("data:"):
-                part = self._media(data, f"{where}.file.file_data", default_mime)
-            else:
-                part = self._inline(default_mime, data, f"{where}.file.file_data")
-            part.name = filename
-            return part
-        file_id = file.get("file_id")
-        if isinstance(file_id, str) and file_id:
-            mime = file.get("format")
-            if not isinstance(mime, str):
-                mime = default_mime
-            return p.Part(p.MEDIA, mime=mime, url=file_id, name=filename)
-        raise BadRequest(f"{where}.file needs 'file_data' or 'file_id'", param=f"{where}.file")
+        return file_part(file, f"{where}.file", self._media, self._inline)
 
     def _media(self, url: str, where: str, default_mime: str) -> p.Part:
         if url.startswith("data:"):

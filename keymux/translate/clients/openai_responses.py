@@ -21,6 +21,7 @@ from keymux.errors import BadRequest
 from keymux.ids import new_id
 from keymux.translate import pivot as p
 from keymux.translate._json import Json
+from keymux.translate.clients.openai_files import file_part
 from keymux.translate.clients.openai_responses_items import response_doc
 from keymux.translate.clients.openai_responses_stream import StreamEncoder, body_from_stream, stream_from_body
 from keymux.translate.codecs import Target
@@ -180,28 +181,8 @@ class _Input:
                 return p.Part(p.MEDIA, mime="image/jpeg", url=file_id)
             raise BadRequest(f"{where} needs 'image_url' or 'file_id'", param=where)
         if kind == "input_file":
-            return self._file(part, where)
+            return file_part(part, where, self._media, self._inline)
         raise BadRequest(f"{where}.type {kind!r} is not a supported content part type", param=f"{where}.type")
-
-    def _file(self, part: Json, where: str) -> p.Part:
-        given = part.get("filename")
-        filename: str = given if isinstance(given, str) else ""
-        mime = guess_mime(filename, "application/pdf") if filename else "application/pdf"
-        data = part.get("file_data")
-        if isinstance(data, str) and data:
-            if data.startswith("data:"):
-                found = self._media(data, f"{where}.file_data", mime)
-            else:
-                found = self._inline(mime, data, f"{where}.file_data")
-            found.name = filename
-            return found
-        url = part.get("file_url")
-        if isinstance(url, str) and url:
-            return self._media(url, f"{where}.file_url", mime)
-        file_id = part.get("file_id")
-        if isinstance(file_id, str) and file_id:
-            return p.Part(p.MEDIA, mime=mime, url=file_id, name=filename)
-        raise BadRequest(f"{where} needs 'file_data', 'file_url' or 'file_id'", param=where)
 
     def _media(self, url: str, where: str, default_mime: str) -> p.Part:
         if url.startswith("data:"):
