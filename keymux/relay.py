@@ -50,6 +50,8 @@ class Relay:
             raise NotFound(f"{request.resources[0] if request.resources else request.path} is not known here (it expired, was deleted, or was "
                            "created through another gateway)")
         # A request naming a resource goes to the key that owns it, or nowhere: no other key knows it.
+        if owner and request.group and not self.pool.pinned_candidates(request.group, owner):
+            raise self._unserved(request, owner)
         groups = [request.group] if owner else [request.group, *router.fallbacks.get(request.group, ())]
         failures: list[Failure] = []
         refusal: NoCapacity | None = None
@@ -126,6 +128,17 @@ class Relay:
             raise BadRequest(f"this request names resources that belong to different keys' projects: {named}; "
                              "a Gemini request can only use resources of one project")
         return next(iter(owners), None)
+
+    def _unserved(self, request: Request, owner: str) -> Exception:
+        """The owner of what the request names does not serve its group: the client's mistake (400), or a key
+        no longer configured at all (404: what it owned is gone with it)."""
+        named = ", ".join(request.resources)
+        groups = self.pool.groups
+        serving = [g for g in self.live.snapshot.names if any(d.fingerprint == owner for d in groups.get(g, ()))]
+        if not serving:
+            return NotFound(f"{named} belongs to key {owner}, which is no longer configured here")
+        return BadRequest(f"{named} belongs to key {owner}, which does not serve model group '{request.group}'; "
+                          f"that key serves: {', '.join(serving)}")
 
     async def _track(self, ex: Exchange, fingerprint: str) -> None:
         """Pin what the answer created to the key that made it; forget what it deleted."""

@@ -10,6 +10,8 @@ import os
 
 import aiohttp
 import orjson
+import pytest
+from google.genai import errors as genai_errors
 from google.genai import types
 
 from keymux.emulator import EmuKey
@@ -137,3 +139,19 @@ async def test_the_emulator_refuses_another_projects_file_as_google_does(make_st
         async with http.post(f"{base}/v1beta/models/gemini-2.5-flash:generateContent", data=orjson.dumps(body),
                              headers={"x-goog-api-key": other, "content-type": "application/json"}) as resp:
             assert resp.status == 403
+
+
+async def test_a_generate_naming_a_file_of_a_key_outside_its_group_is_a_400_that_says_so(make_stack) -> None:
+    doc = {"model_list": gemini_group("flash", KEYS[:2]) + gemini_group("other", KEYS[2:])}
+    stack = await make_stack(doc, gemini_keys={k: EmuKey() for k in KEYS})
+    client = stack.genai()
+    up = await client.aio.files.upload(file=io.BytesIO(b"%PDF-1.4 tiny"), config={"mime_type": "application/pdf"})
+    owner = fingerprint(_owner(stack, up.name))
+    calls = stack.gemini.count(endpoint="generateContent")
+    with pytest.raises(genai_errors.ClientError) as caught:
+        await client.aio.models.generate_content(model="other", contents=[
+            types.Part.from_uri(file_uri=up.uri, mime_type="application/pdf"), "summarise"])
+    assert caught.value.code == 400
+    assert f"belongs to key {owner}, which does not serve model group 'other'" in caught.value.message
+    assert "that key serves: flash" in caught.value.message
+    assert stack.gemini.count(endpoint="generateContent") == calls  # no key was asked: none spent quota
