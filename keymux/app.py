@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from keymux.batch_usage import BatchUsage
 from keymux.cache import CachedHandler, ResponseCache, make_cache
 from keymux.clients import ClientGate, Registry, make_counters
 from keymux.clients.gauges import budget_gauges
@@ -25,6 +26,7 @@ from keymux.ledger.recorder import Recorder
 from keymux.live import Live, build_snapshot
 from keymux.metrics import Metrics
 from keymux.openai_files import OPENAI_FILES, OpenAIFiles
+from keymux.pin_waits import PinWaits
 from keymux.pipeline import Pipeline, access_line
 from keymux.pool import Pool
 from keymux.pool.memory import MemoryStore
@@ -89,8 +91,13 @@ class Gateway:
         self.metrics.extra.append(budget_gauges(self.clients))
         # Told once per finished request: the access log line, then the ledger row and metrics, then the
         # gateway key's tokens and spend.
+        self.pin_waits = PinWaits()
         self.pipeline = Pipeline(self.gate, self.clock,
-                                 [access_line, Recorder(self.live, self.ledger, self.metrics), self.gate.settle])
+                                 [access_line, Recorder(self.live, self.ledger, self.metrics), self.gate.settle,
+                                  self.pin_waits])
+        # A batch's usage is written when it ends (a client's poll, or this watcher's)
+        self.batches = BatchUsage(self.pool, self.relay, self.pipeline.observers, self.clock)
+        self.relay.resource_observers.append(self.batches.observe)
         self.changes = Changes(self.live, self.ledger, self.clock)
 
     @property
@@ -122,8 +129,10 @@ class Gateway:
             log.error("gateway keys made at run time are not loaded: %s", e)
         await self.changes.load()
         await restore_disables(self.ledger, self.pool)  # the deployments are known by now
+        self.batches.start()
 
     async def stop(self) -> None:
+        self.batches.stop()
         await self.changes.stop()
         await self.client.close()
         if self._shared is not None:
@@ -169,7 +178,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     app[GATEWAY_KEYS] = gw.clients
     app[health_surface.HEALTH] = health_surface.HealthView(gw.live, gw.pool, gw.clock, gw.state_store)
     app[admin_surface.ADMIN] = admin_surface.Operator(gw.live, gw.pool, gw.ledger, gw.changes, gw.metrics,
-                                                      gw.clock)
+                                                      gw.clock, gw.pin_waits)
 
     async def on_startup(_: web.Application) -> None:
         await gw.start()

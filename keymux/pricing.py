@@ -16,6 +16,8 @@ moves priority traffic over its limit to standard): flex is half price (blog.goo
 Priority inference", 2026-04); priority is "75-100% more" than standard per the same announcement, and no
 per-model priority price could be confirmed, so keymux prices it at the upper bound (x2) rather than
 understate spend. OpenAI's flex / priority tiers are passed through but priced at the standard rate.
+Gemini Batch mode (`batchGenerateContent`) is half the interactive price (ai.google.dev, Batch API, 2025-07):
+keymux prices a finished batch's usage with the tier `batch`.
 
 Not confirmed, so not in the table (such a model is unpriced: `known` is False, cost 0): gemini-3.6-flash
 (GA 2026-07; no published price found), Claude Opus 4.6+/Sonnet 4.6+, GPT-5.5. gemini-3.1-flash-image: the
@@ -150,7 +152,7 @@ ALIASES: dict[str, str] = {
     "gemini-flash-lite-latest": "gemini-2.5-flash-lite",
 }
 # Gemini service tiers -> multiplier of the standard price (see the module docstring)
-TIERS: dict[str, float] = {"standard": 1.0, "flex": 0.5, "priority": 2.0}
+TIERS: dict[str, float] = {"standard": 1.0, "flex": 0.5, "priority": 2.0, "batch": 0.5}
 # (provider, model id prefix) -> USD per generated image, for models billed per image rather than per token.
 IMAGE_PRICES: dict[tuple[str, str], float] = {
     ("gemini", "imagen-4.0-generate"): 0.04,

@@ -9,6 +9,7 @@ up to `num_retries` (a failed deployment's own `max_retries` can only lower what
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from keymux.attempt import Failure, attempt
 from keymux.clock import Clock
@@ -34,6 +35,8 @@ class Relay:
         self.pool = pool
         self.transport = transport
         self.clock = clock
+        # told of each resource call a key answered (keymux/batch_usage.py: batches created, seen ended)
+        self.resource_observers: list[Callable[[Request, Exchange, str], Awaitable[None]]] = []
 
     def _exchanges(self, request: Request, group: str, snapshot: Snapshot) -> dict[str, Exchange]:
         return {p: make_exchange(request.surface, p, body=request.body, raw=request.raw, model=request.model,
@@ -45,7 +48,7 @@ class Relay:
         snapshot = self.live.snapshot  # one snapshot for the whole request, whatever a reload does meanwhile
         router = snapshot.router
         deadline = trace.at + router.queue_timeout
-        owner = await self._owner(request) if request.resources else None
+        owner = trace.pinned = await self._owner(request) if request.resources else None
         if owner is None and request.path and not request.group:  # GET/DELETE/cancel of something unpinned
             raise NotFound(f"{request.resources[0] if request.resources else request.path} is not known here (it expired, was deleted, or was "
                            "created through another gateway)")
@@ -95,7 +98,7 @@ class Relay:
                     raise
                 if not isinstance(result, Failure):
                     if request.path:  # a resource call (exchange/gemini_resources.py) may create or delete one
-                        await self._track(ex, dep.fingerprint)
+                        await self._track(request, ex, dep.fingerprint)
                     result.headers["x-keymux-key"] = dep.fingerprint
                     result.headers["x-keymux-attempts"] = str(len(failures) + 1)
                     if trace.key is None:  # a whole answer's attempt said so already
@@ -140,12 +143,14 @@ class Relay:
         return BadRequest(f"{named} belongs to key {owner}, which does not serve model group '{request.group}'; "
                           f"that key serves: {', '.join(serving)}")
 
-    async def _track(self, ex: Exchange, fingerprint: str) -> None:
+    async def _track(self, request: Request, ex: Exchange, fingerprint: str) -> None:
         """Pin what the answer created to the key that made it; forget what it deleted."""
         for resource, ttl in getattr(ex, "created", ()):
             await self.pool.pin(resource, fingerprint, ttl)
         for resource in getattr(ex, "deleted", ()):
             await self.pool.unpin(resource)
+        for observer in self.resource_observers:
+            await observer(request, ex, fingerprint)
 
     def _give_up(self, request: Request, trace: Trace, failures: list[Failure],
                  refusal: NoCapacity | None) -> Exception:

@@ -2,7 +2,10 @@
 `batches/{id}` get / cancel / delete, list), each owned by the project of the key that created it: another
 project's key gets 403 PERMISSION_DENIED on caches (and on a generateContent naming one), 404 on batches.
 
-A batch runs at once: its first poll finds it BATCH_STATE_SUCCEEDED with inlined responses.
+A batch runs on the emulator's clock as Google's do: BATCH_STATE_PENDING, then BATCH_STATE_RUNNING after
+`BATCH_STARTS` seconds, then BATCH_STATE_SUCCEEDED after `BATCH_TAKES` (`done: true`, each inlined response
+with its usageMetadata, in `metadata.output` and `response`). A cancel before then ends it
+BATCH_STATE_CANCELLED (done, with a CANCELLED error and no output).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from keymux.providers.durations import parse_go_duration
 
 JSON_CT = "application/json; charset=UTF-8"
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+BATCH_STARTS = 5.0  # seconds pending
+BATCH_TAKES = 120.0  # seconds from creation to done
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
@@ -151,31 +156,47 @@ class CachesAndBatches:
         if not isinstance(inline, list) or not inline:
             return _json(W.bad_request("batch.inputConfig.requests.requests is required."), 400)
         responses = []
-        total = 0
         for item in inline:
             prompt = _texts((item or {}).get("request"))
             tokens = max(1, len(prompt) // 4)
-            total += 2 * tokens
             responses.append({"response": {
                 "candidates": [{"content": {"parts": [{"text": f"batch answer: {prompt[:40]}"}], "role": "model"},
                                 "finishReason": "STOP", "index": 0}],
                 "usageMetadata": {"promptTokenCount": tokens, "candidatesTokenCount": tokens,
                                   "totalTokenCount": 2 * tokens}, "modelVersion": model},
                 **({"metadata": item["metadata"]} if isinstance(item, dict) and "metadata" in item else {})})
-        now = self._stamp(self._now())
         name = f"batches/emubatch{next(self._ids):04d}"
-        meta = {"@type": BATCH_TYPE, "model": f"models/{model}", "displayName": (batch or {}).get("displayName", ""),
-                "state": "BATCH_STATE_PENDING", "createTime": now, "updateTime": now, "name": name,
-                "batchStats": {"requestCount": str(len(inline)), "pendingRequestCount": str(len(inline))}}
-        operation = {"name": name, "metadata": meta}
-        self.batches[name] = (owner, {"name": name, "metadata": {
-            **meta, "state": "BATCH_STATE_SUCCEEDED", "endTime": now,
-            "output": {"inlinedResponses": {"inlinedResponses": responses}},
-            "batchStats": {"requestCount": str(len(inline)), "successfulRequestCount": str(len(inline))}},
-            "done": True, "response": {"@type": BATCH_TYPE + "Output",
-                                       "inlinedResponses": {"inlinedResponses": responses}}})
+        self.batches[name] = (owner, {"name": name, "created": self._now(), "responses": responses,
+                                      "model": f"models/{model}", "cancelled": None,
+                                      "displayName": (batch or {}).get("displayName", "")})
         self._log(key, model, 200, "ok", False, "batchGenerateContent")
-        return _json(operation)
+        return _json(self._operation(name))
+
+    def _operation(self, name: str) -> dict[str, Any]:
+        """The batch's Operation as Google answers it now."""
+        job = self.batches[name][1]
+        created, responses, now = job["created"], job["responses"], self._now()
+        n = str(len(responses))
+        meta: dict[str, Any] = {"@type": BATCH_TYPE, "model": job["model"], "displayName": job["displayName"],
+                                "createTime": self._stamp(created), "name": name}
+        cancelled: float | None = job["cancelled"]
+        ended = cancelled if cancelled is not None else created + BATCH_TAKES if now >= created + BATCH_TAKES else None
+        if cancelled is not None:
+            meta |= {"state": "BATCH_STATE_CANCELLED", "updateTime": self._stamp(cancelled),
+                     "endTime": self._stamp(cancelled),
+                     "batchStats": {"requestCount": n, "pendingRequestCount": n}}
+            return {"name": name, "metadata": meta, "done": True,
+                    "error": {"code": 1, "message": "The batch was cancelled."}}
+        if ended is None:
+            running = now >= created + BATCH_STARTS
+            meta |= {"state": "BATCH_STATE_RUNNING" if running else "BATCH_STATE_PENDING",
+                     "updateTime": self._stamp(created + BATCH_STARTS if running else created),
+                     "batchStats": {"requestCount": n, "pendingRequestCount": n}}
+            return {"name": name, "metadata": meta}
+        output = {"inlinedResponses": {"inlinedResponses": responses}}
+        meta |= {"state": "BATCH_STATE_SUCCEEDED", "updateTime": self._stamp(ended), "endTime": self._stamp(ended),
+                 "output": output, "batchStats": {"requestCount": n, "successfulRequestCount": n}}
+        return {"name": name, "metadata": meta, "done": True, "response": {"@type": BATCH_TYPE + "Output", **output}}
 
     def _my_batch(self, request: web.Request, what: str) -> tuple[str, dict[str, Any]] | web.Response:
         who = self._auth(request)
@@ -192,11 +213,15 @@ class CachesAndBatches:
 
     async def _get_batch(self, request: web.Request) -> web.Response:
         mine = self._my_batch(request, "batches.get")
-        return mine if isinstance(mine, web.Response) else _json(mine[1])
+        return mine if isinstance(mine, web.Response) else _json(self._operation(mine[0]))
 
     async def _cancel_batch(self, request: web.Request) -> web.Response:
         mine = self._my_batch(request, "batches.cancel")
-        return mine if isinstance(mine, web.Response) else _json({})
+        if isinstance(mine, web.Response):
+            return mine
+        if not self._operation(mine[0]).get("done"):
+            mine[1]["cancelled"] = self._now()
+        return _json({})
 
     async def _delete_batch(self, request: web.Request) -> web.Response:
         mine = self._my_batch(request, "batches.delete")
@@ -209,5 +234,5 @@ class CachesAndBatches:
         who = self._auth(request)
         if isinstance(who, web.Response):
             return who
-        return _json(*page([doc for o, doc in self.batches.values() if o == who[1]], "operations",
-                           request, 50, 1000))
+        return _json(*page([self._operation(name) for name, (o, _) in self.batches.items() if o == who[1]],
+                           "operations", request, 50, 1000))

@@ -112,6 +112,7 @@ class GeminiResource:
             max(1, len(raw) // 4)
         self.created: list[tuple[str, float]] = []
         self.deleted: list[str] = []
+        self.ended: list[dict[str, Any]] = []  # batches (long-running operations) the answer shows done
 
     def request(self, dep: DeploymentConfig, stream: bool) -> tuple[str, dict[str, str], bytes]:
         headers = gemini.auth_headers(dep.api_key)
@@ -138,6 +139,8 @@ class GeminiResource:
             return raw, None
         if self.http_method == "POST" and self.stores and (self.kind != "interactions" or "/" not in self.path):
             self.created += created_by(doc, self.kind)
+        if self.http_method == "GET" and isinstance(doc, dict) and doc.get("done") is True:
+            self.ended.append(doc)
         usage = interaction_usage(doc) if self.kind == "interactions" else None
         return raw, usage
 

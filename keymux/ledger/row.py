@@ -56,8 +56,8 @@ class Row(NamedTuple):
             tokens: tuple[int, int, int, int] = (0, 0, 0, 0)
         else:
             tokens = (u.prompt, u.completion, u.reasoning, u.total)
-        return tuple.__new__(cls, (new_id(), trace.at, r.request_id, r.surface, r.client, r.group, trace.key,
-                                   trace.upstream_model, trace.status, trace.outcome, tuple(trace.attempts),
+        return tuple.__new__(cls, (trace.row_id or new_id(), trace.at, r.request_id, r.surface, r.client, r.group,
+                                   trace.key, trace.upstream_model, trace.status, trace.outcome, tuple(trace.attempts),
                                    *tokens, cost.cost, cost.value, cost.free, trace.latency, trace.ttfb,
                                    r.stream, trace.detail[:DETAIL_MAX], trace.queue_wait, modal, r.operation))
 

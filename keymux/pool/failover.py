@@ -191,6 +191,36 @@ class SharedStore:
                 self._degrade(e)
         return await self.local.owner(resource, now)
 
+    async def pin_counts(self, now: float) -> dict[str, dict[str, int]]:
+        if not self.degraded:
+            try:
+                return await self.redis.pin_counts(now)
+            except self._outage as e:
+                self._degrade(e)
+        return await self.local.pin_counts(now)
+
+    async def track_job(self, name: str, info: str) -> None:
+        await self._change(lambda: self.redis.track_job(name, info), lambda: self.local.track_job(name, info))
+
+    async def tracked_jobs(self) -> dict[str, str]:
+        if not self.degraded:
+            try:
+                return await self.redis.tracked_jobs()
+            except self._outage as e:
+                self._degrade(e)
+        return await self.local.tracked_jobs()
+
+    async def untrack_job(self, name: str) -> str | None:
+        """While Redis is away, a job is claimed locally: another replica may record it too, and the
+        ledger keeps one row (the row's id is the job's)."""
+        if not self.degraded:
+            try:
+                return await self.redis.untrack_job(name)
+            except self._outage as e:
+                self._degrade(e)
+        self._pending.append(lambda: self.redis.untrack_job(name))
+        return await self.local.untrack_job(name)
+
     # -- counters: transient, so local while Redis is away (not replayed) --------------------
     async def record_failure(self, deployment_id: str, now: float, window: float = 60.0) -> int:
         if not self.degraded:

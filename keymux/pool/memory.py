@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from keymux.config.schema import Limits
 from keymux.pool.deployment import Deployment
 from keymux.pool.limits import MINUTE, DayCounter, SlidingWindow, min_known
-from keymux.pool.store import Blocked, Park, Reservation, ScopeView, State
+from keymux.pool.store import Blocked, Park, Reservation, ScopeView, State, pinned_kind
 
 INF = float("inf")
 # A scope whose request limit is unknown (none declared, none learned yet) starts slowly, like TCP: it
@@ -54,6 +54,7 @@ class MemoryStore:
         self._deps: dict[str, _Dep] = {}
         self._disabled: dict[str, str] = {}
         self._pins: dict[str, tuple[str, float]] = {}  # resource -> (owner fingerprint, expires at)
+        self._jobs: dict[str, str] = {}  # long-running job name -> what recording its end needs (JSON)
         self._sweep_pins_at = 100_000  # pins held before expired ones are swept (doubles: sweeps stay rare)
 
     def _scope(self, key: str) -> _Scope:
@@ -297,3 +298,21 @@ class MemoryStore:
 
     async def unpin(self, resource: str) -> None:
         self._pins.pop(resource, None)
+
+    async def pin_counts(self, now: float) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for resource, (owner, until) in self._pins.items():
+            kind = pinned_kind(resource)
+            if kind is not None and until > now:
+                per = counts.setdefault(owner, {})
+                per[kind] = per.get(kind, 0) + 1
+        return counts
+
+    async def track_job(self, name: str, info: str) -> None:
+        self._jobs[name] = info
+
+    async def tracked_jobs(self) -> dict[str, str]:
+        return dict(self._jobs)
+
+    async def untrack_job(self, name: str) -> str | None:
+        return self._jobs.pop(name, None)

@@ -246,6 +246,9 @@ class Pool:
     async def unpin(self, resource: str) -> None:
         await self.store.unpin(resource)
 
+    async def pin_counts(self) -> dict[str, dict[str, int]]:
+        return await self.store.pin_counts(self.clock.time())
+
     async def _reserve(self, group: str, cands: list[Deployment], tokens: float, now: float) -> Reservation | Blocked:
         if self.egress.latest > now:  # some provider is backing off: leave its deployments out
             backing = {d.cfg.provider: b for d in cands if (b := self.egress.backing_off(d.cfg.provider, now))}

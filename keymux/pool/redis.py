@@ -8,6 +8,9 @@ namespace, so several deployments can share one Redis:
     <ns>:s:<scope>:meta|win|tok|infl and :day:<pacific day start>   (see redis_lua.py)
     <ns>:d:<deployment id>:meta   hash  the deployment's own park
     <ns>:d:<deployment id>:fail   zset  upstream failures in the last window
+    <ns>:pin:<resource>           string  owner fingerprint (resource affinity), with its expiry
+    <ns>:pinned:<kind>            zset  "<owner> <resource>" -> expiry: pins per key, for the dashboard
+    <ns>:jobs                     hash  long-running job (batch) -> what recording its end needs
     <ns>:capacity                 pub/sub channel: something was freed (settle, park, enable)
 
 `view` stays synchronous: it answers from a snapshot that `refresh` loads in one round trip
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from keymux.pool.deployment import Deployment
 from keymux.pool.limits import MINUTE, next_pacific_midnight, pacific_day_start
 from keymux.pool.redis_lua import PARK_SCOPE, RECORD_FAILURE, RESERVE, SETTLE, VIEW
-from keymux.pool.store import Blocked, Park, Reservation, ScopeView, State
+from keymux.pool.store import PINNED_KINDS, Blocked, Park, Reservation, ScopeView, State, pinned_kind
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -272,15 +275,53 @@ class RedisStore:
 
     # -- plumbing --------------------------------------------------------------------------
     # Pins use Redis's own expiry (its clock): a resource's lifetime is wall time on every replica.
+    # Each pinned kind also has an index, <ns>:pinned:<kind> (zset "<owner> <resource>" -> expiry), to count them.
     async def pin(self, resource: str, owner: str, ttl: float, now: float) -> None:
         await self.client.set(f"{self.ns}:pin:{resource}", owner, px=max(1, int(ttl * 1000)))
+        kind = pinned_kind(resource)
+        if kind is not None:
+            await self.client.zadd(f"{self.ns}:pinned:{kind}", {f"{owner} {resource}": now + ttl})
 
     async def owner(self, resource: str, now: float) -> str | None:
         found = await self.client.get(f"{self.ns}:pin:{resource}")
         return found.decode() if isinstance(found, bytes) else found
 
     async def unpin(self, resource: str) -> None:
+        kind = pinned_kind(resource)
+        if kind is not None:
+            owner = await self.client.get(f"{self.ns}:pin:{resource}")
+            if owner is not None:
+                owner = owner.decode() if isinstance(owner, bytes) else owner
+                await self.client.zrem(f"{self.ns}:pinned:{kind}", f"{owner} {resource}")
         await self.client.delete(f"{self.ns}:pin:{resource}")
+
+    async def pin_counts(self, now: float) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for kind in PINNED_KINDS:
+            index = f"{self.ns}:pinned:{kind}"
+            await self.client.zremrangebyscore(index, "-inf", now)
+            for member in await self.client.zrange(index, 0, -1):
+                owner = (member.decode() if isinstance(member, bytes) else str(member)).split(" ", 1)[0]
+                per = counts.setdefault(owner, {})
+                per[kind] = per.get(kind, 0) + 1
+        return counts
+
+    async def track_job(self, name: str, info: str) -> None:
+        await self.client.hset(f"{self.ns}:jobs", name, info)
+
+    async def tracked_jobs(self) -> dict[str, str]:
+        found = await self.client.hgetall(f"{self.ns}:jobs")
+        return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in found.items()}
+
+    async def untrack_job(self, name: str) -> str | None:
+        async with self.client.pipeline(transaction=True) as tx:  # read and delete at once: one claimant
+            tx.hget(f"{self.ns}:jobs", name)
+            tx.hdel(f"{self.ns}:jobs", name)
+            info, removed = await tx.execute()
+        if not removed or info is None:
+            return None
+        return info.decode() if isinstance(info, bytes) else str(info)
 
     async def ping(self) -> None:
         await self.client.ping()

@@ -61,6 +61,14 @@ class ScopeView:
     learned: dict[str, int]
 
 
+PINNED_KINDS = ("interactions", "files", "cachedContents", "batches")  # what the dashboard counts per key
+
+
+def pinned_kind(resource: str) -> str | None:
+    kind = resource.split("/", 1)[0]
+    return kind if kind in PINNED_KINDS and "/" in resource else None
+
+
 class StateStore(Protocol):
     async def reserve(self, ordered: Sequence[Deployment], tokens: float, now: float,
                       metered: bool = True) -> Reservation | Blocked: ...
@@ -108,3 +116,17 @@ class StateStore(Protocol):
         ...
 
     async def unpin(self, resource: str) -> None: ...
+
+    async def pin_counts(self, now: float) -> dict[str, dict[str, int]]:
+        """Live pins per owner and kind (`PINNED_KINDS`): {fingerprint: {"files": 3, ...}}."""
+        ...
+
+    # -- long-running jobs keymux watches until they end (batches whose usage is still to record) ----
+    async def track_job(self, name: str, info: str) -> None: ...
+
+    async def tracked_jobs(self) -> dict[str, str]: ...
+
+    async def untrack_job(self, name: str) -> str | None:
+        """Forget the job: its info for the one caller (of every replica) that removed it, who records
+        its end; None for everyone else."""
+        ...

@@ -29,9 +29,11 @@ from keymux.ledger import Ledger, LedgerUnavailable
 from keymux.ledger.sql import BUCKETS, DIMENSIONS, LATENCY_NAMES
 from keymux.live import Live
 from keymux.metrics import Metrics
+from keymux.pin_waits import PinWaits
 from keymux.pool import Pool
 from keymux.pool.deployment import Deployment
 from keymux.pool.limits import pacific_day_start
+from keymux.pool.store import PINNED_KINDS
 from keymux.reload import Changes
 from keymux.surfaces.client_ip import is_loopback
 from keymux.surfaces.common import JSON, check_master, read_json
@@ -59,6 +61,7 @@ class Operator:
     changes: Changes  # reload, keys added or removed at run time
     metrics: Metrics
     clock: Clock
+    pin_waits: PinWaits
 
     @property
     def config(self) -> Config:
@@ -266,6 +269,25 @@ async def delete_key(request: web.Request) -> web.Response:
     return _json({"key": fp, "removed": [d.id for d in gone]})
 
 
+async def pins(request: web.Request) -> web.Response:
+    """Resources pinned to each key (interactions, files, caches, batches) and the requests that waited
+    for a pinned key (this replica's)."""
+    gw = _admin(request)
+    counts = await gw.pool.pin_counts()
+    waits = gw.pin_waits
+    keys: list[dict[str, Any]] = []
+    for d, _ in _unique(gw):
+        if any(k["key"] == d.fingerprint for k in keys):
+            continue
+        per = counts.get(d.fingerprint, {})
+        keys.append({"key": d.fingerprint, "provider": d.cfg.provider,
+                     "pinned": {kind: per.get(kind, 0) for kind in PINNED_KINDS}, "total": sum(per.values()),
+                     "waits": waits.counts.get(d.fingerprint, 0)})
+    running = len(await gw.pool.store.tracked_jobs())
+    return _json({"object": "pins", "kinds": list(PINNED_KINDS), "data": keys, "recent_waits": list(waits.recent),
+                  "batches_running": running})
+
+
 # -- usage and requests ------------------------------------------------------------------------
 async def usage(request: web.Request) -> web.Response:
     gw = _admin(request)
@@ -344,6 +366,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/admin/keys/{fingerprint}/disable", disable_key)
     r.add_post("/admin/keys/{fingerprint}/enable", enable_key)
     r.add_post("/admin/keys/{fingerprint}/reset", reset_key)
+    r.add_get("/admin/pins", pins)
     r.add_get("/admin/usage", usage)
     r.add_get("/admin/requests", requests)
     r.add_post("/admin/reload", reload)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from google.genai import types
 
 from keymux.emulator import EmuKey
+from keymux.emulator.gemini_caches_batches import BATCH_TAKES
 
 from .conftest import gemini_group
 
@@ -48,6 +49,8 @@ async def test_a_batch_is_created_then_polled_on_its_key(make_stack) -> None:
         {"contents": [{"parts": [{"text": "second question"}], "role": "user"}]}])
     assert job.name.startswith("batches/")
     owner = next(k for k in KEYS if job.name in stack.gemini.stateful.batches_of(k))
+    assert job.state.name == "JOB_STATE_PENDING"
+    stack.clock.advance(BATCH_TAKES)  # the emulator's batches take their time, as Google's do
     for _ in range(4):
         await client.aio.models.generate_content(model="flash", contents="unrelated")
         polled = await client.aio.batches.get(name=job.name)
@@ -55,7 +58,7 @@ async def test_a_batch_is_created_then_polled_on_its_key(make_stack) -> None:
     answers = [r.response.text for r in polled.dest.inlined_responses]
     assert answers == ["batch answer: first question", "batch answer: second question"]
     assert stack.gemini.count(status=404) == 0
-    assert stack.gemini.count(owner, endpoint="batches.get") == 4
+    assert stack.gemini.count(owner, endpoint="batches.get") == 4 + 1  # and keymux's watcher's one round
     names = [b.name async for b in await client.aio.batches.list()]
     assert names == [job.name]
     await client.aio.batches.delete(name=job.name)
