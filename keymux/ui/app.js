@@ -1,4 +1,5 @@
-/* keymux dashboard: one page over the documented admin API (/admin/keys, /admin/usage, /admin/requests).
+/* keymux dashboard: one page over the documented admin API (/admin/keys, /admin/pins, /admin/usage,
+   /admin/requests).
    No build step, no framework; charts by uPlot (vendor/). The master key lives in sessionStorage and travels
    only in the Authorization header. */
 (function () {
@@ -23,7 +24,7 @@
     client_error: "the request's own fault: the provider's answer was returned as is"
   };
 
-  var state = { keys: null, keyStates: {}, requests: [], selected: null, view: "keys", timer: null,
+  var state = { keys: null, keyStates: {}, pins: null, requests: [], selected: null, view: "keys", timer: null,
                 trafficAt: 0, charts: [], syncing: false, loadingTraffic: false, groups: [] };
   var nf = new Intl.NumberFormat();
 
@@ -178,7 +179,44 @@
   }
 
   // -- keys ------------------------------------------------------------------------------------
-  function loadKeys() { return api("GET", "/admin/keys").then(function (doc) { renderEgress(doc.egress); renderKeys(doc); }); }
+  function loadKeys() {
+    return Promise.all([api("GET", "/admin/keys"), api("GET", "/admin/pins")]).then(function (res) {
+      state.pins = {};
+      res[1].data.forEach(function (p) { state.pins[p.key] = p; });
+      renderEgress(res[0].egress);
+      renderKeys(res[0]);
+      renderPins(res[1]);
+    });
+  }
+
+  // -- pinned resources (interactions, files, caches, batches live in one key's project) -------------
+  var KIND_NAMES = { interactions: ["interaction", "interactions"], files: ["file", "files"],
+                     cachedContents: ["cache", "caches"], batches: ["batch", "batches"] };
+  function pinnedText(p) {
+    return Object.keys(KIND_NAMES).filter(function (k) { return p.pinned[k]; }).map(function (k) {
+      return nf.format(p.pinned[k]) + " " + KIND_NAMES[k][p.pinned[k] === 1 ? 0 : 1];
+    }).join(" · ");
+  }
+  function renderPins(doc) {
+    var body = $("pins-table").tBodies[0];
+    body.replaceChildren.apply(body, doc.data.map(function (p) {
+      return h("tr", { "data-key": p.key }, h("td", null, h("code", { text: p.key })),
+        Object.keys(KIND_NAMES).map(function (k) { return h("td", { class: "num", "data-kind": k, text: nf.format(p.pinned[k] || 0) }); }),
+        h("td", { class: "num", "data-kind": "waits", text: nf.format(p.waits) }));
+    }));
+    $("pins-running").textContent = doc.batches_running
+      ? doc.batches_running + (doc.batches_running === 1 ? " batch" : " batches") + " still running: " +
+        "usage is recorded when each ends" : "";
+    var waits = doc.recent_waits, table = $("pin-waits");
+    table.hidden = !waits.length;
+    $("pin-waits-empty").hidden = !!waits.length;
+    table.tBodies[0].replaceChildren.apply(table.tBodies[0], waits.map(function (w) {
+      return h("tr", null,
+        h("td", { text: clock(w.at), title: new Date(w.at * 1000).toISOString() }), h("td", null, h("code", { text: w.key })),
+        h("td", { text: (KIND_NAMES[w.kind] || [w.kind])[0] }), h("td", { text: w.operation }),
+        h("td", { class: "num", text: secs(w.wait) }), h("td", { text: w.outcome + " (" + w.status + ")" }));
+    }));
+  }
 
   // A provider backing off as a whole: most of its keys got 429s at once, so the limit is this host's IP.
   function renderEgress(egress) {
@@ -244,6 +282,8 @@
                (k.project ? " · project: " + k.project : "") }),
       h("ul", { class: "models" }, k.models.map(modelItem)),
       today,
+      state.pins && state.pins[k.key] && state.pins[k.key].total
+        ? h("p", { class: "pinned", text: "Pinned here: " + pinnedText(state.pins[k.key]) }) : null,
       h("div", { class: "actions" },
         anyDisabled ? action("Enable", k.key, "enable") : action("Disable", k.key, "disable"),
         action("Reset", k.key, "reset", { title: "clear cooldowns, backoff and failure counts" }),
