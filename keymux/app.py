@@ -42,6 +42,7 @@ from keymux.surfaces import (
     gemini_caches_batches,
     gemini_files,
     gemini_interactions,
+    gemini_operations,
     openai_audio,
     openai_embeddings,
     openai_files,
@@ -197,6 +198,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: StateStore 
     openai_audio.add_routes(app)
     openai_files.add_routes(app)
     anthropic_surface.add_routes(app)
+    gemini_operations.add_routes(app)  # before the Gemini surface's GET /v1beta/models/{name}
     gemini_surface.add_routes(app)
     gemini_interactions.add_routes(app)
     gemini_files.add_routes(app)

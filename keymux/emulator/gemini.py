@@ -36,6 +36,7 @@ from keymux.emulator.gemini_answer import (
 from keymux.emulator.gemini_caches_batches import CachesAndBatches
 from keymux.emulator.gemini_files import Files
 from keymux.emulator.gemini_interactions import Interactions
+from keymux.emulator.gemini_operations import Operations
 from keymux.emulator.quota import QuotaHit
 
 JSON_CT = "application/json; charset=UTF-8"
@@ -70,6 +71,7 @@ DEFAULT_MODELS = [
     "imagen-4.0-generate-001",
     "imagen-4.0-fast-generate-001",
     "imagen-4.0-ultra-generate-001",
+    "veo-3.1-generate-preview",
 ]
 EMBED_DIMS = 8
 BATCH_EMBED_LIMIT = 100  # batchEmbedContents refuses larger batches
@@ -110,6 +112,7 @@ class GeminiEmulator(EmulatorBase):
         self.interactions.add_routes(app)
         self.files_api.add_routes(app)
         self.stateful.add_routes(app)
+        self.operations.add_routes(app)
         return app
 
     @functools.cached_property
@@ -119,6 +122,10 @@ class GeminiEmulator(EmulatorBase):
     @functools.cached_property
     def files_api(self) -> Files:
         return Files(self._owner_of, self._log, self.clock.time, lambda: self.base_url or "")
+
+    @functools.cached_property
+    def operations(self) -> Operations:
+        return Operations(self._owner_of, self._log, self.clock.time, lambda: self.base_url or "")
 
     @functools.cached_property
     def interactions(self) -> Interactions:
@@ -202,7 +209,7 @@ class GeminiEmulator(EmulatorBase):
         stream = method == "streamGenerateContent"
         raw = await request.read()
         await self._delay()
-        if not sep or method not in METHODS | {"batchGenerateContent"}:
+        if not sep or method not in METHODS | {"batchGenerateContent", "predictLongRunning"}:
             body = W.status_body(404, "NOT_FOUND", "Method not found.")
             self._log(key, model, 404, "not_found", stream, method)
             return _json(body, 404)
@@ -220,6 +227,12 @@ class GeminiEmulator(EmulatorBase):
             except orjson.JSONDecodeError:
                 return fail(400, W.bad_request(W.MSG_BAD_JSON), "bad_request")
             return self.stateful.create_batch(key, self.keys[key].project or key, model, batch)
+        if method == "predictLongRunning" and model in self.models and W.supports(model, method):
+            try:
+                started = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return fail(400, W.bad_request(W.MSG_BAD_JSON), "bad_request")
+            return self.operations.start(key, self.keys[key].project or key, model, started)
         if model not in self.models or not W.supports(model, method):
             shown = "generateContent" if stream else method
             return fail(404, W.not_found_model(model, shown, version), "not_found")

@@ -186,11 +186,15 @@ def is_tts(model: str) -> bool:
     return model.endswith("-tts")
 
 
+def is_veo(model: str) -> bool:
+    return model.startswith("veo")
+
+
 def supports(model: str, method: str) -> bool:
     if is_imagen(model):
         return method == "predict"
-    if method == "predict":
-        return False
+    if is_veo(model) or method in ("predict", "predictLongRunning"):
+        return is_veo(model) and method == "predictLongRunning"
     if method in ("embedContent", "batchEmbedContents"):
         return is_embedding_model(model)
     if method == "countTokens":
@@ -205,6 +209,12 @@ def model_object(model: str) -> dict[str, Any]:
             "name": f"models/{model}", "version": "001", "displayName": display,
             "description": f"Emulated {display}", "inputTokenLimit": 480, "outputTokenLimit": 8192,
             "supportedGenerationMethods": ["predict"],
+        }
+    if is_veo(model):
+        return {
+            "name": f"models/{model}", "version": "3.1", "displayName": display,
+            "description": f"Emulated {display}", "inputTokenLimit": 1024, "outputTokenLimit": 1,
+            "supportedGenerationMethods": ["predictLongRunning"],
         }
     if is_embedding_model(model):
         return {

@@ -24,6 +24,7 @@ from keymux.surfaces.common import (
 )
 from keymux.surfaces.gemini_caches_batches import create_batch
 from keymux.surfaces.gemini_named import generate_resources
+from keymux.surfaces.gemini_operations import start as start_operation
 from keymux.surfaces.openai import cache_controls
 from keymux.surfaces.streaming import send_stream
 
@@ -38,6 +39,8 @@ async def model_method(request: web.Request) -> web.StreamResponse:
     name, sep, method = request.match_info["tail"].rpartition(":")
     if method == "batchGenerateContent":  # creates a batch: a stateful resource (gemini_caches_batches.py)
         return await create_batch(request, name)
+    if method == "predictLongRunning":  # starts a long-running operation (gemini_operations.py)
+        return await start_operation(request, name)
     if not sep or method not in _METHODS:
         raise NotFound(f"unknown method '{method}'; supported: {', '.join(sorted(_METHODS))}")
     body, raw = await read_json(request, snapshot.config.max_request_bytes)
