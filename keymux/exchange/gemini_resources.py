@@ -65,14 +65,32 @@ def created_by(doc: Any, kind: str) -> list[tuple[str, float]]:
     return [(name, ttl)]
 
 
+_HEAD = b'{"event_type":"'
+_WATCHED = (b"interaction.created", b"interaction.completed", b"error")
+
+
+def _event_type(payload: bytes) -> bytes | None:
+    """The event's type, read off the front of its compact JSON (where Google puts it), without parsing."""
+    if payload.startswith(_HEAD):
+        end = payload.find(b'"', len(_HEAD))
+        if end > 0:
+            return payload[len(_HEAD):end]
+    return None
+
+
 class _InteractionStream:
+    """Each event goes on as Google framed it (`event: <event_type>` then its data); only the created,
+    completed and error events are parsed."""
+
     def __init__(self, owner: GeminiResource) -> None:
         self.usage: Usage | None = None
         self.complete = False
         self._owner = owner
 
     def feed(self, payload: bytes) -> list[bytes]:
-        if b"interaction.created" in payload or b"interaction.completed" in payload or b'"error"' in payload:
+        named = _event_type(payload)
+        watched = named in _WATCHED if named is not None else any(w in payload for w in _WATCHED)
+        if watched:
             doc = orjson.loads(payload)
             kind = doc.get("event_type") if isinstance(doc, dict) else None
             if kind == "error":
@@ -84,13 +102,14 @@ class _InteractionStream:
             elif kind == "interaction.completed":
                 self.complete = True
                 self.usage = interaction_usage(interaction)
-        return [sse_event(payload, crlf=True)]
+        return [sse_event(payload, event=named)]
 
     def finish(self) -> list[bytes]:
         return []
 
     def error(self, status: int, message: str) -> bytes:
-        return sse_event(orjson.dumps({"event_type": "error", "error": {"code": status, "message": message}}))
+        return sse_event(orjson.dumps({"event_type": "error", "error": {"code": status, "message": message}}),
+                         event=b"error")
 
 
 class GeminiResource:
