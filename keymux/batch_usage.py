@@ -69,6 +69,7 @@ class BatchUsage:
         self.interval = interval
         self.polling: asyncio.Task[int] | None = None  # the round in progress (tests await it)
         self._timer: Timer | None = None
+        self._stopped = False
 
     async def observe(self, request: Request, ex: Exchange, fingerprint: str) -> None:
         """Told by the relay of every resource call a key answered."""
@@ -104,9 +105,11 @@ class BatchUsage:
 
     # -- the watcher ---------------------------------------------------------------------------
     def start(self) -> None:
-        self._timer = self.clock.call_at(self.clock.time() + self.interval, self._round)
+        if not self._stopped:
+            self._timer = self.clock.call_at(self.clock.time() + self.interval, self._round)
 
     def stop(self) -> None:
+        self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
         if self.polling is not None:
@@ -116,8 +119,15 @@ class BatchUsage:
         if self.polling is not None and not self.polling.done():
             self.start()
             return
-        self.polling = asyncio.ensure_future(self.poll())
+        self.polling = asyncio.ensure_future(self._guarded())
         self.polling.add_done_callback(lambda _: self.start())
+
+    async def _guarded(self) -> int:
+        try:
+            return await self.poll()
+        except Exception:  # noqa: BLE001 - a bug in one round must not stop the next ones
+            log.exception("batch watcher round failed")
+            return 0
 
     async def poll(self) -> int:
         """Ask each remembered batch's key about it once; how many were asked."""
