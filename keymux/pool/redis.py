@@ -9,7 +9,8 @@ namespace, so several deployments can share one Redis:
     <ns>:d:<deployment id>:meta   hash  the deployment's own park
     <ns>:d:<deployment id>:fail   zset  upstream failures in the last window
     <ns>:pin:<resource>           string  owner fingerprint (resource affinity), with its expiry
-    <ns>:pinned:<kind>            zset  "<owner> <resource>" -> expiry: pins per key, for the dashboard
+    <ns>:pinned:<kind>:<owner>    zset  resource -> expiry: what is pinned to a key, counted by the dashboard
+    <ns>:pinned                   set   the owners that have such pins
     <ns>:jobs                     hash  long-running job (batch) -> what recording its end needs
     <ns>:capacity                 pub/sub channel: something was freed (settle, park, enable)
 
@@ -275,12 +276,18 @@ class RedisStore:
 
     # -- plumbing --------------------------------------------------------------------------
     # Pins use Redis's own expiry (its clock): a resource's lifetime is wall time on every replica.
-    # Each pinned kind also has an index, <ns>:pinned:<kind> (zset "<owner> <resource>" -> expiry), to count them.
+    # Each owner's pins of a counted kind are also in <ns>:pinned:<kind>:<owner> (zset resource -> expiry), and the
+    # owners in <ns>:pinned, so the dashboard counts them in one round trip, whatever the number of pins.
     async def pin(self, resource: str, owner: str, ttl: float, now: float) -> None:
         await self.client.set(f"{self.ns}:pin:{resource}", owner, px=max(1, int(ttl * 1000)))
         kind = pinned_kind(resource)
         if kind is not None:
-            await self.client.zadd(f"{self.ns}:pinned:{kind}", {f"{owner} {resource}": now + ttl})
+            index = f"{self.ns}:pinned:{kind}:{owner}"
+            async with self.client.pipeline(transaction=False) as p:
+                p.zadd(index, {resource: now + ttl})
+                p.zremrangebyscore(index, "-inf", now)  # what expired meanwhile
+                p.sadd(f"{self.ns}:pinned", owner)
+                await p.execute()
 
     async def owner(self, resource: str, now: float) -> str | None:
         found = await self.client.get(f"{self.ns}:pin:{resource}")
@@ -289,21 +296,23 @@ class RedisStore:
     async def unpin(self, resource: str) -> None:
         kind = pinned_kind(resource)
         if kind is not None:
-            owner = await self.client.get(f"{self.ns}:pin:{resource}")
+            owner = await self.owner(resource, 0.0)
             if owner is not None:
-                owner = owner.decode() if isinstance(owner, bytes) else owner
-                await self.client.zrem(f"{self.ns}:pinned:{kind}", f"{owner} {resource}")
+                await self.client.zrem(f"{self.ns}:pinned:{kind}:{owner}", resource)
         await self.client.delete(f"{self.ns}:pin:{resource}")
 
     async def pin_counts(self, now: float) -> dict[str, dict[str, int]]:
+        owners = sorted(_text(o) for o in await self.client.smembers(f"{self.ns}:pinned"))
+        async with self.client.pipeline(transaction=False) as p:
+            for owner in owners:
+                for kind in PINNED_KINDS:
+                    p.zcount(f"{self.ns}:pinned:{kind}:{owner}", f"({now}", "+inf")
+            found = iter(await p.execute())
         counts: dict[str, dict[str, int]] = {}
-        for kind in PINNED_KINDS:
-            index = f"{self.ns}:pinned:{kind}"
-            await self.client.zremrangebyscore(index, "-inf", now)
-            for member in await self.client.zrange(index, 0, -1):
-                owner = (member.decode() if isinstance(member, bytes) else str(member)).split(" ", 1)[0]
-                per = counts.setdefault(owner, {})
-                per[kind] = per.get(kind, 0) + 1
+        for owner in owners:
+            per = {kind: int(next(found)) for kind in PINNED_KINDS}
+            if any(per.values()):
+                counts[owner] = {k: n for k, n in per.items() if n}
         return counts
 
     async def track_job(self, name: str, info: str) -> None:
@@ -311,17 +320,14 @@ class RedisStore:
 
     async def tracked_jobs(self) -> dict[str, str]:
         found = await self.client.hgetall(f"{self.ns}:jobs")
-        return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                for k, v in found.items()}
+        return {_text(k): _text(v) for k, v in found.items()}
 
     async def untrack_job(self, name: str) -> str | None:
         async with self.client.pipeline(transaction=True) as tx:  # read and delete at once: one claimant
             tx.hget(f"{self.ns}:jobs", name)
             tx.hdel(f"{self.ns}:jobs", name)
             info, removed = await tx.execute()
-        if not removed or info is None:
-            return None
-        return info.decode() if isinstance(info, bytes) else str(info)
+        return _text(info) if removed and info is not None else None
 
     async def ping(self) -> None:
         await self.client.ping()
@@ -346,3 +352,7 @@ class RedisStore:
         async for key in self.client.scan_iter(match=f"{self.ns}:*", count=500):
             n += await self.client.delete(key)
         return n
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -10,6 +10,7 @@ import pytest
 
 from keymux.emulator import EmuKey
 from keymux.emulator.gemini_caches_batches import BATCH_STARTS, BATCH_TAKES
+from keymux.fingerprint import fingerprint
 
 from .conftest import Stack, StackFactory
 
@@ -114,3 +115,22 @@ async def test_a_batch_created_elsewhere_is_not_recorded(make_stack: StackFactor
     stack.clock.advance(BATCH_TAKES + 1)
     assert (await client.aio.batches.get(name=listed.name)).state.name == "JOB_STATE_SUCCEEDED"
     assert "batches.usage" not in await _rows(stack)
+
+
+async def test_the_watcher_waits_out_a_disabled_key(make_stack: StackFactory) -> None:
+    """The batch's key is disabled when the batch ends: nothing can ask it, so nothing is written, and the
+    batch stays watched; once the key is back, the next round records it."""
+    stack = await _stack(make_stack)
+    job = await stack.genai().aio.batches.create(model="flash", src=SRC)
+    owner = next(k for k in KEYS if job.name in stack.gemini.stateful.batches_of(k))
+    gw = stack.gateway
+    await gw.pool.disable_key(fingerprint(owner), "operator")
+    stack.clock.advance(BATCH_TAKES)
+    assert await gw.batches.polling == 1
+    assert "batches.usage" not in await _rows(stack)
+    assert (await stack.admin_json("/admin/pins"))["batches_running"] == 1
+    await gw.pool.enable_key(fingerprint(owner))
+    stack.clock.advance(gw.batches.interval)
+    assert await gw.batches.polling == 1
+    [row] = (await _rows(stack))["batches.usage"]
+    assert row["key"] == fingerprint(owner) and row["total_tokens"] == sum(_expected(stack, job.name))

@@ -47,3 +47,5 @@ async def test_both_replicas_see_the_end_and_one_row_is_written(make_cluster: Cl
     assert cluster.gemini.count(status=404) == 0
     assert (await a.admin_json("/admin/pins"))["batches_running"] == 0
     assert rows[0]["key"] == fingerprint(owner)
+    await _client(b.base).aio.batches.delete(name=job.name)  # unpinned on every replica
+    assert sum(k["total"] for k in (await a.admin_json("/admin/pins"))["data"]) == 0
