@@ -14,7 +14,7 @@ from aiohttp import web
 from keymux.errors import NotFound
 from keymux.request import Reply, Request
 from keymux.surfaces.common import CLIENT_API, JSON, check_auth, read_json, request_id
-from keymux.uploads import UPLOADS
+from keymux.surfaces.gemini_files import merged_list
 
 WHERE = ("a batch is its own operation (GET /v1beta/batches/{id}, :cancel, DELETE); a model's long-running "
          "operations are at GET /v1beta/models/{model}/operations/{id}")
@@ -54,12 +54,7 @@ async def get_operation(request: web.Request) -> web.Response:
 
 
 async def list_operations(request: web.Request) -> web.Response:
-    check_auth(request, request.app[CLIENT_API].live.snapshot.config.master_key)
-    size = request.query.get("pageSize", "100")
-    page = min(100, int(size)) if size.isdigit() and int(size) > 0 else 100
-    collection = f"models/{request.match_info['model']}/operations"
-    return web.Response(body=await request.app[UPLOADS].list_merged(collection, "operations", page),
-                        content_type=JSON)
+    return await merged_list(request, f"models/{request.match_info['model']}/operations", "operations")
 
 
 async def nowhere(request: web.Request) -> web.Response:
