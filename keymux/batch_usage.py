@@ -75,7 +75,7 @@ class BatchUsage:
         """Told by the relay of every resource call a key answered."""
         if request.operation == "batchGenerateContent":
             model = next((d.model for d in self.pool.pinned_candidates(request.group, fingerprint)), request.model)
-            for name, _ in getattr(ex, "created", ()):
+            for name, _, _ in getattr(ex, "created", ()):
                 if name.startswith("batches/"):
                     info = {"group": request.group, "model": request.model, "upstream_model": model,
                             "client": request.client, "request_id": request.request_id}

@@ -145,7 +145,9 @@ class Relay:
 
     async def _track(self, request: Request, ex: Exchange, fingerprint: str) -> None:
         """Pin what the answer created to the key that made it; forget what it deleted."""
-        for resource, ttl in getattr(ex, "created", ()):
+        for resource, ttl, expires in getattr(ex, "created", ()):
+            if expires is not None:
+                ttl = max(1.0, expires - self.clock.time())
             await self.pool.pin(resource, fingerprint, ttl)
         for resource in getattr(ex, "deleted", ()):
             await self.pool.unpin(resource)

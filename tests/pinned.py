@@ -18,8 +18,7 @@ WAIT = 30.0  # seconds the owner of the interaction is cooling
 
 
 async def pin_some(base: str, master: str, model: str) -> genai.Client:
-    """A file, a cache and a batch, each on the key the pool admitted. (Run it after `wait_for_pinned`:
-    a cache's pin lasts until its wall-clock expireTime, which a FakeClock in the past does not match.)"""
+    """A file, a cache and a batch, each on the key the pool admitted."""
     client = genai.Client(api_key=master, http_options=types.HttpOptions(base_url=base, api_version="v1beta"))
     await client.aio.files.upload(file=io.BytesIO(b"x" * 10), config={"mime_type": "text/plain"})
     await client.aio.caches.create(model=model, config=types.CreateCachedContentConfig(

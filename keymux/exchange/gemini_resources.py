@@ -9,7 +9,6 @@ Interactions stream as SSE events `{"event_type": "interaction.created" | "step.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -43,13 +42,14 @@ def interaction_usage(doc: Any) -> Usage | None:
                  cached=int(usage.get("total_cached_tokens") or 0))
 
 
-def created_by(doc: Any, kind: str) -> list[tuple[str, float]]:
-    """The resources an answer names as created: (resource name, lifetime in seconds)."""
+def created_by(doc: Any, kind: str) -> list[tuple[str, float, float | None]]:
+    """The resources an answer names as created: (resource name, lifetime in seconds, or the epoch second it
+    expires when the answer says: a cache's expireTime, which the relay measures against its own clock)."""
     if not isinstance(doc, dict):
         return []
     if kind == "interactions":
         rid = doc.get("id")
-        return [(f"interactions/{rid}", LIFETIMES[kind])] if isinstance(rid, str) and rid else []
+        return [(f"interactions/{rid}", LIFETIMES[kind], None)] if isinstance(rid, str) and rid else []
     if kind == "files":
         doc = doc.get("file", doc)
     name = doc.get("name") if isinstance(doc, dict) else None
@@ -57,12 +57,13 @@ def created_by(doc: Any, kind: str) -> list[tuple[str, float]]:
         return []
     ttl = LIFETIMES.get(name.split("/", 1)[0], LIFETIMES["files"])
     expires = doc.get("expireTime") or doc.get("expirationTime")
-    if isinstance(expires, str):  # a cache's own expiry (wall time, as the state store's expiry is)
+    at: float | None = None
+    if isinstance(expires, str):  # a cache's own expiry
         try:
-            ttl = max(1.0, datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() - time.time())
+            at = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp()
         except ValueError:
             pass
-    return [(name, ttl)]
+    return [(name, ttl, at)]
 
 
 _HEAD = b'{"event_type":"'
@@ -129,7 +130,7 @@ class GeminiResource:
         self.stores = body.get("store", True) is not False
         self.estimated_tokens = estimate_gemini_prompt_tokens(body) if "contents" in body else \
             max(1, len(raw) // 4)
-        self.created: list[tuple[str, float]] = []
+        self.created: list[tuple[str, float, float | None]] = []
         self.deleted: list[str] = []
         self.ended: list[dict[str, Any]] = []  # batches (long-running operations) the answer shows done
 
