@@ -71,3 +71,36 @@ def measure(harness: ModuleType, procs: Any, port: int, env: dict[str, str], tar
               f"errors {row['master']['errors']}/{row['gateway']['errors']}", flush=True)  # type: ignore[index]
         procs.stop(proc)
     return out
+
+
+def count_instructions(harness: ModuleType, procs: Any, n: int, env: dict[str, str], targets: dict, logdir: Path,
+                       cpu: str | None) -> dict[str, float]:
+    """Instructions per json request (callgrind, N requests at 16 connections) with the master key and with the
+    gateway key, client counters in memory and in Redis: the comparison the machine's load does not move."""
+    from bench import instructions
+
+    if not instructions.available():
+        print("\ngateway key instructions: valgrind is not installed; skipped", flush=True)
+        return {}
+    url, body, master_headers = targets["keymux"]["json"]
+    gateway_headers = {**master_headers, "Authorization": f"Bearer {GATEWAY_KEY}"}
+    port = harness.free_port()
+    url = url.replace(url.split("/")[2], f"127.0.0.1:{port}")
+    print(f"\ngateway key vs master key, instructions per json request (callgrind, {n} requests at 16 "
+          "connections):", flush=True)
+    out: dict[str, float] = {}
+    for store in ["memory"] + (["redis"] if harness.redis_up() else []):
+        cfg = config(harness, logdir, store == "redis")
+        for who, headers in (("master", master_headers), ("gateway", gateway_headers)):
+            dump = logdir / f"callgrind-gateway-{store}-{who}.out"
+            cmd = [harness.KEYMUX, "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
+            proc = procs.spawn(f"keymux-gateway-{store}-{who}-callgrind", harness.pinned(instructions.wrap(cmd, dump), cpu),
+                               {**env, "BENCH_DATABASE_URL": f"sqlite:///{logdir}/ledger-gw-{store}-{who}.db"})
+            harness.wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc, timeout=180)
+            out[f"{store}_{who}"] = instructions.measure(proc, dump, url, body, headers, n)
+        cost = out[f"{store}_gateway"] / out[f"{store}_master"] - 1
+        out[f"{store}_extra"] = cost
+        print(f"  {store:<6} master {out[f'{store}_master'] / 1000:6.0f} k, gateway key "
+              f"{out[f'{store}_gateway'] / 1000:6.0f} k instructions/request: {cost * 100:+.1f} % "
+              f"(target <= +5 %: {harness.verdict(cost <= 0.05)})", flush=True)
+    return out

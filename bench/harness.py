@@ -324,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.instructions:
             results["instructions"] = count_instructions(procs, args.instructions, upstream, env, targets, logdir,
                                                          gw_cpu)
+            if args.gateway_key:
+                from bench import gateway_keys
+
+                results["gateway_key_instructions"] = gateway_keys.count_instructions(
+                    sys.modules[__name__], procs, args.instructions, env, targets, logdir, gw_cpu)
         if args.soak:
             results["soak"] = soak(km, targets["keymux"], args.soak, tool, up_cpu)
         if args.install_size:
