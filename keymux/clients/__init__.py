@@ -5,6 +5,7 @@
     periods.py    budget periods and resets in a stated time zone
     counters.py   what a key used: MemoryCounters (one replica), the Counters protocol, the overspend bound
     redis.py      RedisCounters: the same, atomic in Redis for several replicas
+    leases.py     per-replica leases of a key's limits in Redis: most requests admitted without a round trip
     registry.py   the known keys: from the config file and from the admin API (stored in the ledger database)
     gate.py       ClientGate: the Handler around the chain that refuses before a key is leased; settles spend
     refusals.py   the 429s that say they are the client's own limit or budget
@@ -26,5 +27,5 @@ def make_counters(config: Config, clock: Clock) -> Counters:
     if config.router.redis is not None:
         from keymux.clients.redis import RedisCounters
 
-        return RedisCounters(config.router.redis)
+        return RedisCounters(config.router.redis, clock)
     return MemoryCounters()

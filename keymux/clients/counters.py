@@ -55,8 +55,17 @@ class Used:
 
 
 class Counters(Protocol):
+    def admit_local(self, client: GatewayClient, now: float) -> bool:
+        """Reserve one request without I/O when this process can decide (may raise as `admit` does);
+        False: call `admit`."""
+        ...
+
     async def admit(self, client: GatewayClient, now: float) -> None:
         """Reserve one request, or raise ClientLimited / BudgetSpent (nothing reserved then)."""
+        ...
+
+    def settle_local(self, client: GatewayClient, tokens: int, cost: float, now: float) -> bool:
+        """Settle without I/O when the request was admitted locally; False: call `settle`."""
         ...
 
     async def settle(self, client: GatewayClient, tokens: int, cost: float, now: float) -> None: ...
@@ -122,29 +131,32 @@ class MemoryCounters:
         used.roll(client, now)
         return used
 
-    async def admit(self, client: GatewayClient, now: float) -> None:
+    def admit_local(self, client: GatewayClient, now: float) -> bool:
         used = self._rolled(client, now)
-        refused = refusal(client, used, now)
-        if refused is not None:
-            used.refused += 1
-            raise refused
+        if _over(client, used):
+            refused = refusal(client, used, now)
+            if refused is not None:
+                used.refused += 1
+                raise refused
         used.minute_requests += 1
         used.day_requests += 1
         used.in_flight += 1
+        return True
+
+    async def admit(self, client: GatewayClient, now: float) -> None:
+        self.admit_local(client, now)
 
     async def settle(self, client: GatewayClient, tokens: int, cost: float, now: float) -> None:
-        self.settle_now(client, tokens, cost, now)
+        self.settle_local(client, tokens, cost, now)
 
-    def settle_now(self, client: GatewayClient, tokens: int, cost: float, now: float) -> None:
+    def settle_local(self, client: GatewayClient, tokens: int, cost: float, now: float) -> bool:
         used = self._rolled(client, now)
         used.in_flight = max(0, used.in_flight - 1)
         used.minute_tokens += tokens
         used.spent += cost
+        return True
 
     async def used(self, client: GatewayClient, now: float) -> Used:
-        return self._rolled(client, now)
-
-    def used_now(self, client: GatewayClient, now: float) -> Used:
         return self._rolled(client, now)
 
     def last(self, name: str) -> Used | None:

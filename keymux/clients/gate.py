@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
-from keymux.clients.counters import MemoryCounters
 from keymux.clients.model import GatewayClient
 from keymux.clients.refusals import ClientLimited
 from keymux.clients.registry import Registry
@@ -39,10 +40,12 @@ class ClientGate:
         self._alerted: dict[str, float] = {}  # client -> budget period start its soft-budget alert was for
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def __call__(self, request: Request, trace: Trace) -> Reply | StreamReply:
+    def __call__(self, request: Request, trace: Trace) -> Coroutine[Any, Any, Reply | StreamReply]:
+        """Not a coroutine itself: the master key's request is the inner handler's own (no layer added), and
+        a refusal is raised before anything is awaited."""
         client = self.registry.by_name.get(request.client)
         if client is None:
-            return await self.inner(request, trace)
+            return self.inner(request, trace)
         now = self.clock.time()
         why = client.unusable(now)  # disabled or expired since the surface authenticated it
         if why is not None:
@@ -54,6 +57,18 @@ class ClientGate:
             trace.finish(403, "refused", message)
             raise Forbidden(message)
         try:
+            admitted = self.registry.counters.admit_local(client, now)  # in memory, or on a Redis lease
+        except ClientLimited as e:
+            trace.finish(429, "refused", e.message)
+            raise
+        if not admitted:
+            return self._admit(client, now, request, trace)
+        self._held[id(trace)] = client.name
+        return self._run(request, trace)
+
+    async def _admit(self, client: GatewayClient, now: float, request: Request, trace: Trace) -> Reply | StreamReply:
+        """Admitted by the shared counters (one round trip)."""
+        try:
             await self.registry.counters.admit(client, now)
         except ClientLimited as e:
             trace.finish(429, "refused", e.message)
@@ -63,6 +78,9 @@ class ClientGate:
             trace.finish(503, "refused", message)
             raise Unavailable(message) from None
         self._held[id(trace)] = client.name
+        return await self._run(request, trace)
+
+    async def _run(self, request: Request, trace: Trace) -> Reply | StreamReply:
         try:
             return await self.inner(request, trace)
         except BaseException:
@@ -86,10 +104,9 @@ class ClientGate:
         if client is None:
             return
         counters = self.registry.counters
-        if isinstance(counters, MemoryCounters):  # settled before the client can send its next request
-            counters.settle_now(client, tokens, cost, self.clock.time())
-            used = counters.used_now(client, self.clock.time())
-            self._soft_alert(client, used.spent, used.period)
+        if counters.settle_local(client, tokens, cost, self.clock.time()):  # before the client's next request
+            if client.soft_budget is not None and (used := counters.last(client.name)) is not None:
+                self._soft_alert(client, used.spent, used.period)
             return
         task = asyncio.ensure_future(self._settle(client.name, tokens, cost))
         self._pending.add(task)

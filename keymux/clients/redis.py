@@ -1,8 +1,11 @@
-"""Gateway key counters shared by every replica: one Lua script checks every limit and reserves the
-request in one Redis round trip, so two replicas can never both take the last request of a window.
+"""Gateway key counters shared by every replica. Limits large enough to share out are leased
+(keymux/clients/leases.py: most requests make no round trip); small ones are checked per request: one Lua
+script checks every limit and reserves the request in one Redis round trip, so two replicas can never both
+take the last request of a window.
 
 Keys (under the Redis namespace): `{ns}:client:{name}:` + `m:{minute}` (requests), `t:{minute}` (tokens),
-`d:{day}` (requests), `s:{period}` (USD, INCRBYFLOAT), `f` (in flight). Windows expire by themselves; the
+`d:{day}` (requests), `s:{period}` (USD, INCRBYFLOAT), `f` (in flight), `l` (the budget and tpm slices
+each replica's lease reserved: a hash, field = replica). Windows expire by themselves; the
 in-flight count expires an hour after its last use, so a replica that died holding slots frees them.
 The overspend bound of keymux/clients/counters.py holds across replicas: spend >= budget refuses everyone.
 """
@@ -10,11 +13,15 @@ The overspend bound of keymux/clients/counters.py holds across replicas: spend >
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from keymux.clients.counters import Used, refusal
+from keymux.clients.leases import _LEASE, Leases, Window, size_of
 from keymux.clients.model import GatewayClient
 from keymux.clients.periods import day_bounds, minute_bounds, period_bounds, zone
+from keymux.clients.refusals import ClientLimited
+from keymux.clock import Clock, SystemClock
 from keymux.config.schema import RedisSettings
 
 # KEYS: minute requests, minute tokens, day requests, spend, in flight
@@ -57,8 +64,10 @@ MINUTE_TTL = 120
 
 
 class RedisCounters:
-    def __init__(self, settings: RedisSettings) -> None:
+    def __init__(self, settings: RedisSettings, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock = clock or SystemClock()
+        self.leases: Leases | None = None
         self.namespace = settings.namespace
         self._redis: Any = None
         self.outage_errors: tuple[type[BaseException], ...] = (OSError,)
@@ -74,26 +83,68 @@ class RedisCounters:
         self._redis = make_client(self.settings)
         self._admit = self._redis.register_script(_ADMIT)
         self._settle = self._redis.register_script(_SETTLE)
+        self.leases = Leases(self._redis.register_script(_LEASE), self._window, self.clock, uuid.uuid4().hex[:12],
+                             (MINUTE_TTL, DAY_TTL), self._seen)
 
     async def stop(self) -> None:
         if self._redis is not None:
+            if self.leases is not None:
+                await self.leases.drain()
+                try:  # what this replica holds goes back to the others
+                    await self.leases.release()
+                except self.outage_errors:
+                    pass
             await self._redis.aclose()
 
-    def _keys(self, client: GatewayClient, now: float) -> tuple[list[str], int]:
+    def _window(self, client: GatewayClient, now: float) -> Window:
         tz = zone(client.timezone)
         base = f"{self.namespace}:client:{client.name}:"
-        minute, _ = minute_bounds(now)
-        day, _ = day_bounds(now, tz)
+        minute, minute_end = minute_bounds(now)
+        day, day_end = day_bounds(now, tz)
         spend_ttl = 0
         period = "none"
+        ends = min(minute_end, day_end)
         if client.budget is not None:
             start, reset = period_bounds(client.budget.period, now, tz)
             period = f"{client.budget.period}:{int(start)}"
             spend_ttl = 0 if reset is None else int(reset - now) + 86400
-        return [f"{base}m:{int(minute)}", f"{base}t:{int(minute)}", f"{base}d:{int(day)}", f"{base}s:{period}",
-                f"{base}f"], spend_ttl
+            ends = ends if reset is None else min(ends, reset)
+        keys = [f"{base}m:{int(minute)}", f"{base}t:{int(minute)}", f"{base}d:{int(day)}", f"{base}s:{period}",
+                f"{base}f", f"{base}l"]
+        return Window(keys, spend_ttl, period, str(int(minute)), ends)
+
+    def _keys(self, client: GatewayClient, now: float) -> tuple[list[str], int]:
+        window = self._window(client, now)
+        return window.keys[:5], window.spend_ttl
+
+    def admit_local(self, client: GatewayClient, now: float) -> bool:
+        """Admitted on this replica's lease, no round trip (False: `admit` decides)."""
+        return self.leases is not None and self.leases.admit_local(client, now)
 
     async def admit(self, client: GatewayClient, now: float) -> None:
+        size = size_of(client) if self.leases is not None else None
+        if size is None and self.leases is not None and client.name in self.leases.held:
+            await self.leases.release(client.name)  # its limits were lowered below what is shared out
+        if size is None:
+            return await self._admit_exact(client, now)
+        assert self.leases is not None
+        try:
+            await self.leases.admit(client, size, now)
+        except ClientLimited:
+            self._refused[client.name] = self._refused.get(client.name, 0) + 1
+            raise
+
+    def settle_local(self, client: GatewayClient, tokens: int, cost: float, now: float) -> bool:
+        """A leased request: counted here, written with the lease's next call (False: `settle` writes it)."""
+        return self.leases is not None and self.leases.settle_local(client, tokens, cost)
+
+    def _seen(self, client: GatewayClient, used: Used) -> None:
+        used.refused = self._refused.get(client.name, 0)
+        if client.budget is not None:  # the soft-budget alert is once per period
+            used.period = period_bounds(client.budget.period, used.minute, zone(client.timezone))[0]
+        self._last[client.name] = used
+
+    async def _admit_exact(self, client: GatewayClient, now: float) -> None:
         keys, spend_ttl = self._keys(client, now)
         limits = [client.max_parallel, client.rpm, client.tpm, client.rpd,
                   client.budget.usd if client.budget is not None else None]
@@ -136,7 +187,10 @@ class RedisCounters:
 
     async def used(self, client: GatewayClient, now: float) -> Used:
         keys, _ = self._keys(client, now)
-        used = self._last[client.name] = self._used(client, now, await self._redis.mget(keys))
+        used = self._used(client, now, await self._redis.mget(keys))
+        if self.leases is not None:
+            used = self.leases.local(client.name, used)
+        self._last[client.name] = used
         return used
 
     def last(self, name: str) -> Used | None:
@@ -151,6 +205,8 @@ class RedisCounters:
                     in_flight=int(fl), refused=self._refused.get(client.name, 0))
 
     async def forget(self, name: str) -> None:
+        if self.leases is not None:
+            self.leases.held.pop(name, None)
         self._refused.pop(name, None)
         self._last.pop(name, None)
         keys = [k async for k in self._redis.scan_iter(match=f"{self.namespace}:client:{name}:*")]

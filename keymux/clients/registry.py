@@ -2,6 +2,7 @@
 run time through the admin API (stored in the ledger database as documents holding the key's hash).
 
 Lookup is by the hash of the presented key (keymux/clients/secrets.py), then a constant-time comparison.
+Keys that verified are remembered (`VERIFIED`, at most that many), so a client's next request skips the hash.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from keymux.errors import BadRequest, Conflict, KeymuxError, NotFound, Unauthori
 from keymux.live import Snapshot
 
 log = logging.getLogger("keymux.clients")
+VERIFIED = 1024  # presented keys remembered after they verified (only those: a wrong key cannot fill it)
 
 
 class ClientStore(Protocol):
@@ -43,6 +45,9 @@ class Registry:
         self.clock = clock
         self.by_name: dict[str, GatewayClient] = {}
         self._by_hash: dict[str, GatewayClient] = {}
+        # Presented key -> its client. A dict lookup compares strings only once their 64-bit (randomly keyed)
+        # hashes are equal, so its timing tells nothing about a key that is not already known here.
+        self._verified: dict[str, GatewayClient] = {}
 
     def __bool__(self) -> bool:  # an empty registry costs the master key nothing
         return bool(self.by_name)
@@ -99,10 +104,15 @@ class Registry:
     # -- authentication -----------------------------------------------------------------------
     def authenticate(self, given: str, now: float) -> GatewayClient | None:
         """The client this key belongs to (None: not a gateway key); Unauthorized when it may not be used."""
-        digest = hash_secret(given)
-        client = self._by_hash.get(digest)
-        if client is None or not same_hash(client.secret_hash, digest):
-            return None
+        client = self._verified.get(given)
+        if client is None:
+            digest = hash_secret(given)
+            client = self._by_hash.get(digest)
+            if client is None or not same_hash(client.secret_hash, digest):
+                return None
+            if len(self._verified) >= VERIFIED:
+                self._verified.clear()
+            self._verified[given] = client
         why = client.unusable(now)
         if why is not None:
             raise Unauthorized(why)
@@ -171,10 +181,12 @@ class Registry:
         self._put(client)
 
     def _put(self, client: GatewayClient) -> None:
+        self._verified.clear()  # a changed, rotated or new key: verify afresh
         self.by_name[client.name] = client
         self._by_hash[client.secret_hash] = client
 
     def _drop(self, name: str) -> None:
+        self._verified.clear()
         client = self.by_name.pop(name, None)
         if client is not None:
             self._by_hash.pop(client.secret_hash, None)
