@@ -86,6 +86,7 @@ class Trace:
     queue_wait: float = 0.0  # clock seconds spent waiting in the pool's queue for a key (all attempts)
     pinned: str | None = None  # fingerprint of the key a resource the request names pinned it to
     row_id: str = ""  # the ledger row's id when it must be the same on every replica (a batch's usage)
+    cost: float | None = None  # USD, priced once by the ledger's recorder (a gateway key is charged the same)
     # Set once, by finish():
     status: int = 0
     outcome: str = ""  # ok | client_error | refused | failed | broken | cancelled | cache_hit

@@ -36,8 +36,11 @@ class Used:
     day_end: float = -1.0
     period_end: float | None = -1.0
     budget_period: str = ""  # the period the period window is for (a changed budget recomputes it)
+    until: float = -1.0  # the first window end: nothing to roll before it
+    rolled_for: GatewayClient | None = None  # the client (and so the limits) last rolled for
 
     def roll(self, client: GatewayClient, now: float, tz: ZoneInfo | None = None) -> None:
+        self.rolled_for = client
         if now >= self.minute + 60.0 or now < self.minute:
             self.minute, self.minute_requests, self.minute_tokens = now - now % 60.0, 0, 0
         if now >= self.day_end or now < self.day:
@@ -52,6 +55,8 @@ class Used:
             self.budget_period = budget.period
             if period != self.period:
                 self.period, self.spent = period, 0.0
+        ends = min(self.minute + 60.0, self.day_end)
+        self.until = ends if budget is None or self.period_end is None else min(ends, self.period_end)
 
 
 class Counters(Protocol):
@@ -64,8 +69,9 @@ class Counters(Protocol):
         """Reserve one request, or raise ClientLimited / BudgetSpent (nothing reserved then)."""
         ...
 
-    def settle_local(self, client: GatewayClient, tokens: int, cost: float, now: float) -> bool:
-        """Settle without I/O when the request was admitted locally; False: call `settle`."""
+    def settle_local(self, client: GatewayClient, tokens: int, cost: float, now: float) -> Used | None:
+        """Settle without I/O when the request was admitted locally, and say what is used as far as this
+        process knows; None: call `settle`."""
         ...
 
     async def settle(self, client: GatewayClient, tokens: int, cost: float, now: float) -> None: ...
@@ -128,7 +134,8 @@ class MemoryCounters:
         used = self._used.get(client.name)
         if used is None:
             used = self._used[client.name] = Used()
-        used.roll(client, now)
+        if not used.minute <= now < used.until or used.rolled_for is not client:
+            used.roll(client, now)
         return used
 
     def admit_local(self, client: GatewayClient, now: float) -> bool:
@@ -149,12 +156,12 @@ class MemoryCounters:
     async def settle(self, client: GatewayClient, tokens: int, cost: float, now: float) -> None:
         self.settle_local(client, tokens, cost, now)
 
-    def settle_local(self, client: GatewayClient, tokens: int, cost: float, now: float) -> bool:
+    def settle_local(self, client: GatewayClient, tokens: int, cost: float, now: float) -> Used:
         used = self._rolled(client, now)
         used.in_flight = max(0, used.in_flight - 1)
         used.minute_tokens += tokens
         used.spent += cost
-        return True
+        return used
 
     async def used(self, client: GatewayClient, now: float) -> Used:
         return self._rolled(client, now)

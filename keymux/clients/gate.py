@@ -47,8 +47,8 @@ class ClientGate:
         if client is None:
             return self.inner(request, trace)
         now = self.clock.time()
-        why = client.unusable(now)  # disabled or expired since the surface authenticated it
-        if why is not None:
+        why = client.unusable(now) if client.disabled or client.expires is not None else None
+        if why is not None:  # disabled or expired since the surface authenticated it
             trace.finish(401, "refused", why)
             raise Unauthorized(why)
         if not client.allows(request.group):
@@ -92,10 +92,12 @@ class ClientGate:
     def settle(self, trace: Trace) -> None:
         if id(trace) not in self._held:
             return
-        cost = 0.0
-        if trace.key is not None and trace.usage is not None:
-            cfg = self._deployment(trace.request.group, trace.key, trace.upstream_model or "")
-            cost = cost_of(cfg, trace.upstream_model, trace.usage).cost
+        cost = trace.cost  # what the ledger charged (its recorder is told first)
+        if cost is None:
+            cost = 0.0
+            if trace.key is not None and trace.usage is not None:  # not priced by the ledger: price it here
+                cfg = self._deployment(trace.request.group, trace.key, trace.upstream_model or "")
+                cost = cost_of(cfg, trace.upstream_model, trace.usage).cost
         self._free(trace, trace.usage.total if trace.usage else 0, cost)
 
     def _free(self, trace: Trace, tokens: int, cost: float) -> None:
@@ -104,8 +106,9 @@ class ClientGate:
         if client is None:
             return
         counters = self.registry.counters
-        if counters.settle_local(client, tokens, cost, self.clock.time()):  # before the client's next request
-            if client.soft_budget is not None and (used := counters.last(client.name)) is not None:
+        used = counters.settle_local(client, tokens, cost, self.clock.time())  # before the client's next request
+        if used is not None:
+            if client.soft_budget is not None and used.spent >= client.soft_budget:
                 self._soft_alert(client, used.spent, used.period)
             return
         task = asyncio.ensure_future(self._settle(client.name, tokens, cost))

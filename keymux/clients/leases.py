@@ -2,10 +2,10 @@
 
 A replica takes, in one atomic call, a lease of a client's limits: up to `SLOTS` request slots (counted at once
 in the minute's rpm and the day's rpd), as many max_parallel slots, a slice of the budget and of tpm. It admits
-locally against it and gives back what it did not use when the lease ends: after `LIFE` seconds, at the end of
-the minute, day or budget period it was taken in, or once a slot or its slice is used up (then a renewal
-gives back the old lease and takes the next in the same call). Costs and tokens settle into the replica and
-are written with that call.
+locally against it until it ends: after `LIFE` seconds, at the end of the minute, day or budget period it was
+taken in, or once its slots or its slice are used up. The replica's next request then gives back what the
+old lease did not use and takes the next one in the same call; with no request within `IDLE` seconds, the
+lease is given back on its own. Costs and tokens settle into the replica and are written with that call.
 
     rpm, rpd       exact: slots are reserved before they are used, never more than the limit
     max_parallel   exact: a replica holds slots in the shared in-flight count before it admits on them
@@ -13,7 +13,7 @@ are written with that call.
                    replica died) and admits while it is not used up: see the bound in counters.py
 
 A lease is at most a `SHARE`th of each limit; limits too small for two slots are checked per request
-(keymux/clients/redis.py's exact scripts). Slots another replica holds unused come back within `LIFE`.
+(keymux/clients/redis.py's exact scripts). Slots another replica holds unused come back within `BACK`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from keymux.clients.model import GatewayClient
 from keymux.clients.refusals import ClientLimited
 from keymux.clock import Clock, Timer
 
-LIFE = 1.0  # seconds a lease lives at most
+LIFE = 1.0  # seconds a lease admits at most
+IDLE = 1.0  # an ended lease no request renewed within this many seconds is given back on its own
+BACK = LIFE + IDLE  # what another replica holds unused comes back within this many seconds
 SLOTS = 100  # request slots per lease at most
 SHARE = 10  # a lease is at most this fraction (1/SHARE) of each limit
 GRACE = 10.0  # a reservation outlives its lease in Redis by this much before another replica drops it
@@ -227,6 +229,7 @@ class Leases:
         """Give back the current lease and what settled since, and (with `size`) take the next one."""
         window = self.window(client, now)
         old = held.window or window
+        expires = min(now + LIFE, window.ends)
         back, tokens, usd = held.slots, held.pending_tokens, held.pending_usd
         idle = max(0, held.parallel - held.in_flight) if client.max_parallel is not None else 0
         held.slots, held.pending_tokens, held.pending_usd, held.expires, held.window = 0, 0, 0.0, -1.0, None
@@ -239,7 +242,7 @@ class Leases:
         args = [self.replica, repr(now), back, tokens, repr(usd), idle,
                 size.slots if size else 0, size.parallel if size else 0, repr(size.usd) if size else -1,
                 size.tokens if size else -1, *[-1 if v is None else v for v in limits],
-                self.minute_ttl, self.day_ttl, window.spend_ttl, repr(window.ends + GRACE), window.period,
+                self.minute_ttl, self.day_ttl, window.spend_ttl, repr(expires + IDLE + GRACE), window.period,
                 window.minute]
         keys = [*window.keys, old.keys[0], old.keys[2]]
         try:
@@ -261,8 +264,8 @@ class Leases:
         held.client, held.slots, held.parallel = client, slots, held.parallel + parallel
         held.usd = math.inf if lease_usd < 0 else lease_usd
         held.tokens = math.inf if lease_tokens < 0 else lease_tokens
-        held.expires, held.window = min(now + LIFE, window.ends), window
-        held.timer = self.clock.call_at(held.expires, lambda: self._expired(held))
+        held.expires, held.window = expires, window
+        held.timer = self.clock.call_at(held.expires + IDLE, lambda: self._expired(held))
         return None
 
     def _expired(self, held: Held) -> None:
@@ -325,7 +328,7 @@ def _used(state: list[Any], now: float) -> Used:
 def _refusal(client: GatewayClient, used: Used, reserved_usd: float, reserved_tokens: int,
              now: float) -> ClientLimited:
     """Why no lease: a limit reached (the same refusal as per-request checks), or the rest of the budget or
-    tpm reserved by other replicas' leases, which give back what they do not use within LIFE seconds."""
+    tpm reserved by other replicas' leases, which give back what they do not use within BACK seconds."""
     found = refusal(client, used, now)
     if found is not None:
         return found
@@ -333,8 +336,8 @@ def _refusal(client: GatewayClient, used: Used, reserved_usd: float, reserved_to
     if client.budget is not None and used.spent + reserved_usd >= client.budget.usd:
         return ClientLimited(f"{who}: the rest of its budget of {client.budget} (${client.budget.usd - used.spent:.4f}) "
                              "is held by other replicas of this gateway; they give back what they do not use "
-                             f"within {LIFE:g} s", LIFE, "budget")
+                             f"within {BACK:g} s", BACK, "budget")
     assert client.tpm is not None and used.minute_tokens + reserved_tokens >= client.tpm
     return ClientLimited(f"{who}: the rest of its limit of {client.tpm} tokens per minute is held by other "
-                         f"replicas of this gateway; they give back what they do not use within {LIFE:g} s",
-                         min(LIFE, 60.0 - now % 60.0), "tpm")
+                         f"replicas of this gateway; they give back what they do not use within {BACK:g} s",
+                         min(BACK, 60.0 - now % 60.0), "tpm")

@@ -134,9 +134,12 @@ class RedisCounters:
             self._refused[client.name] = self._refused.get(client.name, 0) + 1
             raise
 
-    def settle_local(self, client: GatewayClient, tokens: int, cost: float, now: float) -> bool:
-        """A leased request: counted here, written with the lease's next call (False: `settle` writes it)."""
-        return self.leases is not None and self.leases.settle_local(client, tokens, cost)
+    def settle_local(self, client: GatewayClient, tokens: int, cost: float, now: float) -> Used | None:
+        """A leased request: counted here, written with the lease's next call (None: `settle` writes it).
+        What is used is as Redis said at the lease's last call."""
+        if self.leases is None or not self.leases.settle_local(client, tokens, cost):
+            return None
+        return self._last.get(client.name) or Used()
 
     def _seen(self, client: GatewayClient, used: Used) -> None:
         used.refused = self._refused.get(client.name, 0)

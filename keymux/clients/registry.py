@@ -113,7 +113,7 @@ class Registry:
             if len(self._verified) >= VERIFIED:
                 self._verified.clear()
             self._verified[given] = client
-        why = client.unusable(now)
+        why = client.unusable(now) if client.disabled or client.expires is not None else None
         if why is not None:
             raise Unauthorized(why)
         return client

@@ -51,7 +51,9 @@ class Recorder:
         try:
             self._index()
             cfg = self._by_key.get((trace.key, trace.upstream_model or "")) if trace.key else None
-            row = Row.from_trace(trace, cost_of(cfg, trace.upstream_model, trace.usage))
+            cost = cost_of(cfg, trace.upstream_model, trace.usage)
+            trace.cost = cost.cost
+            row = Row.from_trace(trace, cost)
             self.ledger.append(row)
             self.metrics.observe(row, self.model_of)
         except Exception:  # noqa: BLE001 - the client already has its answer: a ledger bug must not reach it

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
 from keymux.app import GATEWAY, create_app
-from keymux.clients.leases import LIFE
+from keymux.clients.leases import BACK
 from keymux.clients.periods import day_bounds, zone
 from keymux.clock import FakeClock
 from keymux.config.load import parse_config
@@ -136,7 +136,7 @@ async def settle_leases(servers: list[Served], clock: FakeClock) -> None:
     """Every lease ends (its time is up) and gives back what it did not use."""
     for s in servers:
         await s.gateway.gate.drain()
-    clock.advance(LIFE)
+    clock.advance(BACK)
     for _ in range(3):
         for s in servers:
             await s.gateway.clients.counters.leases.drain()
