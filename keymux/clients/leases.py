@@ -19,6 +19,7 @@ A lease is at most a `SHARE`th of each limit; limits too small for two slots are
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from keymux.clients.counters import Used, refusal
 from keymux.clients.model import GatewayClient
 from keymux.clients.refusals import ClientLimited
 from keymux.clock import Clock, Timer
+
+log = logging.getLogger("keymux.clients")
 
 LIFE = 1.0  # seconds a lease admits at most
 IDLE = 1.0  # an ended lease no request renewed within this many seconds is given back on its own
@@ -164,13 +167,15 @@ class Leases:
     """The leases one replica holds, over `script` (the registered _LEASE script)."""
 
     def __init__(self, script: Script, window: WindowOf, clock: Clock, replica: str,
-                 ttls: tuple[int, int], seen: Callable[[GatewayClient, Used], None]) -> None:
+                 ttls: tuple[int, int], seen: Callable[[GatewayClient, Used], None],
+                 outages: tuple[type[BaseException], ...] = (OSError,)) -> None:
         self.script = script
         self.window = window
         self.clock = clock
         self.replica = replica
         self.minute_ttl, self.day_ttl = ttls
         self.seen = seen  # told what Redis holds for a client after each call (gauges, refusal counts)
+        self.outages = outages  # what an unreachable Redis raises
         self.held: dict[str, Held] = {}
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -289,6 +294,8 @@ class Leases:
                 await self._call(held, held.client, None, self.clock.time())
             if held.in_flight == 0 and held.expires < 0 and self.held.get(held.client.name) is held:
                 del self.held[held.client.name]
+        except self.outages as e:  # kept: written with the next call that reaches Redis
+            log.error("could not give back the lease of gateway key '%s': %s", held.client.name, e)
         finally:
             held.flushing = False
 

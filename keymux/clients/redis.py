@@ -84,7 +84,7 @@ class RedisCounters:
         self._admit = self._redis.register_script(_ADMIT)
         self._settle = self._redis.register_script(_SETTLE)
         self.leases = Leases(self._redis.register_script(_LEASE), self._window, self.clock, uuid.uuid4().hex[:12],
-                             (MINUTE_TTL, DAY_TTL), self._seen)
+                             (MINUTE_TTL, DAY_TTL), self._seen, self.outage_errors)
 
     async def stop(self) -> None:
         if self._redis is not None:
