@@ -42,8 +42,9 @@ async def replicas(namespace: str) -> AsyncIterator[Any]:
         gemini = GeminiEmulator({"AIzaSyShared1": EmuKey(), "AIzaSyShared2": EmuKey()}, clock=clock)
         emulators.append(gemini)
         url = await gemini.serve()
+        # Declared key limits: no slow start in the pool (these tests are about the gateway key's limits).
         models = gemini_group("chat", ["AIzaSyShared1", "AIzaSyShared2"], input_cost_per_token=PRICE,
-                              output_cost_per_token=PRICE)
+                              output_cost_per_token=PRICE, rpm=100_000)
         for m in models:
             m["model_info"] = {"tier": "paid"}
         doc = {"model_list": models, "router_settings": {**redis_settings(namespace), "num_retries": 0},
