@@ -208,7 +208,7 @@ class Leases:
         held.pending_usd += cost
         held.tokens -= tokens
         held.usd -= cost
-        if held.expires < 0:  # no lease live: nothing will renew soon, so write it now
+        if held.expires < 0 and held.renewing is None:  # no lease, none coming: write it now
             self._flush_soon(held)
         return True
 
@@ -292,7 +292,8 @@ class Leases:
             await asyncio.sleep(0)  # settlements of the same tick go in the same call
             while held.renewing is None and self.held.get(held.client.name) is held and held.unwritten():
                 await self._call(held, held.client, None, self.clock.time())
-            if held.in_flight == 0 and held.expires < 0 and self.held.get(held.client.name) is held:
+            if (held.renewing is None and held.in_flight == 0 and held.expires < 0
+                    and self.held.get(held.client.name) is held):  # nothing left: forget it (not while renewed)
                 del self.held[held.client.name]
         except self.outages as e:  # kept: written with the next call that reaches Redis
             log.error("could not give back the lease of gateway key '%s': %s", held.client.name, e)

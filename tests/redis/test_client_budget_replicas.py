@@ -250,3 +250,20 @@ async def test_two_replicas_on_leases_spend_one_budget_within_the_stated_bound(r
         with pytest.raises(openai.RateLimitError) as e:
             await c.chat.completions.create(model="chat", messages=MSG)
         assert "has spent its budget of $0.50/total" in e.value.message
+
+
+async def test_leases_renewed_under_concurrent_requests_count_each_request_once(replicas: Any, namespace: str) -> None:
+    servers, clock = await replicas({"rpm": 10_000, "max_parallel": 1000}, n=1)  # leases of 100 slots
+    client = servers[0].openai(KEY)
+
+    async def worker() -> None:
+        for _ in range(15):
+            await client.chat.completions.create(model="chat", messages=MSG)
+
+    await asyncio.gather(*[worker() for _ in range(16)])  # 240 requests: leases end and renew while busy
+    await settle_leases(servers, clock)
+    assert await redis_int(namespace, "shared", clock, "d") == 240  # no slot lost with a lease
+    registry = servers[0].gateway.clients
+    used = await registry.counters.used(registry.get("shared"), clock.time())
+    assert used.in_flight == 0 and used.minute_requests == 240
+    assert not registry.counters.leases.held  # every lease given back
