@@ -19,6 +19,7 @@ import orjson
 
 from keymux.exchange import Exchange, StreamBroken, StreamTranslator
 from keymux.pool import Lease
+from keymux.providers import vertex_auth
 from keymux.providers.base import Outcome, Verdict
 from keymux.request import Reply, StreamReply, Trace
 from keymux.translate.sse import SSEDecoder
@@ -96,6 +97,13 @@ def _failure_status(verdict: Verdict) -> int:
 async def attempt(transport: Transport, ex: Exchange, lease: Lease, *, stream: bool, timeout: float,
                   now: Callable[[], float], trace: Trace) -> Reply | StreamReply | Failure:
     dep = lease.deployment.cfg
+    credentials = None
+    if dep.provider == "vertex_ai":  # the key is a service account: the call carries a token minted from it
+        credentials = dep.api_key
+        try:
+            dep = replace(dep, api_key=await vertex_auth.ACCOUNTS.token(credentials, transport, now()))
+        except vertex_auth.TokenError as e:
+            return await _failed(lease, e.verdict)
     url, headers, data = ex.request(dep, stream)
     if log.isEnabledFor(logging.DEBUG):  # the URL never holds the key: it travels in a header
         log.debug("attempt key=%s model=%s url=%s stream=%s bytes=%d", dep.fingerprint, dep.model, url, stream, len(data))
@@ -107,6 +115,8 @@ async def attempt(transport: Transport, ex: Exchange, lease: Lease, *, stream: b
                       else transport.post(url, data, headers, timeout=timeout, stream=stream, method=method))
     except (TimeoutError, UpstreamError) as e:
         return await _failed(lease, _transport_verdict(e))
+    if credentials is not None and resp.status == 401:
+        vertex_auth.ACCOUNTS.forget(credentials, dep.api_key)  # refused: the next call mints a new token
     if not stream or resp.status != 200:
         return await _whole(ex, lease, resp, scrub, now, trace)
     return await _first_events(ex, lease, resp, scrub, now, trace)

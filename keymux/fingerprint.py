@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-_PREFIX = {"gemini": "gem", "openai": "oai", "anthropic": "ant"}
+_PREFIX = {"gemini": "gem", "openai": "oai", "anthropic": "ant", "vertex_ai": "vtx"}
 
 
 def fingerprint(api_key: str, provider: str = "gemini") -> str:

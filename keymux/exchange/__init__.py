@@ -20,6 +20,7 @@ from keymux.exchange.openai_openai import OpenAIPassthrough
 from keymux.exchange.openai_responses import OpenAIResponsesPassthrough
 from keymux.exchange.operations import OPERATIONS, operation_exchange
 from keymux.exchange.translating import TranslatingExchange
+from keymux.exchange.vertex_gemini import VertexPassthrough
 from keymux.translate.registry import CLIENTS, PROVIDERS
 
 __all__ = ["Exchange", "StreamBroken", "StreamTranslator", "Usage", "make_exchange"]
@@ -46,6 +47,8 @@ def make_exchange(surface: str, provider: str, *, body: dict[str, Any], raw: byt
             return OpenAIPassthrough(body, raw)
         if surface == "anthropic":
             return AnthropicPassthrough(body, raw)
+    if surface == "gemini" and provider == "vertex_ai" and method in ("generateContent", "countTokens"):
+        return VertexPassthrough(body, raw, method)  # the same wire format at Vertex's address
     if surface == "gemini" and method != "generateContent":
         raise BadRequest(f"{method} is only available for model groups served by Gemini keys")
     return TranslatingExchange(CLIENTS[surface], PROVIDERS[provider], body, model=model, drop_params=drop_params,

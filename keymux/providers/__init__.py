@@ -11,6 +11,6 @@ from collections.abc import Callable
 from keymux.providers import anthropic, gemini, openai
 
 ANSWERED: dict[str, Callable[[bytes], bool]] = {"gemini": gemini.answered, "openai": openai.answered,
-                                                "anthropic": anthropic.answered}
+                                                "anthropic": anthropic.answered, "vertex_ai": gemini.answered}
 ENDS_STREAM: dict[str, Callable[[bytes], bool]] = {"gemini": gemini.ends_stream, "openai": openai.ends_stream,
-                                                   "anthropic": anthropic.ends_stream}
+                                                   "anthropic": anthropic.ends_stream, "vertex_ai": gemini.ends_stream}

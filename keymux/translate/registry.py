@@ -13,6 +13,7 @@ from keymux.translate.codecs import ClientCodec, ProviderCodec
 from keymux.translate.providers import anthropic as anthropic_provider
 from keymux.translate.providers import gemini as gemini_provider
 from keymux.translate.providers import openai as openai_provider
+from keymux.translate.providers import vertex as vertex_provider
 
 CLIENTS: dict[str, ClientCodec] = {
     "openai": openai_chat,
@@ -24,4 +25,5 @@ PROVIDERS: dict[str, ProviderCodec] = {
     "gemini": gemini_provider,
     "openai": openai_provider,
     "anthropic": anthropic_provider,
+    "vertex_ai": vertex_provider,
 }
