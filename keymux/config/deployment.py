@@ -16,12 +16,13 @@ from typing import Any
 
 import orjson
 
+from keymux.config import vertex
 from keymux.config.fields import ConfigError, Fields
 from keymux.config.schema import DeploymentConfig, Limits, RouterSettings
 from keymux.errors import BadRequest, Conflict
 from keymux.fingerprint import fingerprint
 
-SUPPORTED_PROVIDERS = ("gemini", "openai", "anthropic")
+SUPPORTED_PROVIDERS = ("gemini", "openai", "anthropic", "vertex_ai")
 TIERS = ("free", "paid")
 # Where deployments without an api_base go: the provider's public API, unless the environment
 # points elsewhere (an egress proxy, a regional mirror, or a local emulator in tests).
@@ -62,6 +63,10 @@ def _tier(f: Fields, value: object, path: str) -> str:
 
 def _name(f: Fields, value: object, path: str) -> str:
     return f.string(value, path, resolve=False)
+
+
+def _gcp_project(f: Fields, value: object, path: str) -> str:
+    return f.string(value, path, what="a Google Cloud project id")
 
 
 def _url(f: Fields, value: object, path: str) -> str:
@@ -109,7 +114,10 @@ FIELDS = LIMITS + (
     Field("output_cost_per_token", "output_cost_per_token", _amount, (PARAMS, MODEL_INFO)),
     Field("tier", "tier", _tier, (MODEL_INFO,)),
     Field("id", "id", _name, (MODEL_INFO,), column=True),
+    Field("vertex_project", "vertex_project", _gcp_project, aliases=("vertex_ai_project",)),
+    Field("vertex_location", "vertex_location", vertex.location, aliases=("vertex_ai_location",)),
 )
+
 
 
 def names_in(place: str) -> frozenset[str]:
@@ -176,7 +184,7 @@ def no_effect(d: DeploymentConfig, router: RouterSettings) -> list[str]:
 
 
 # -- the admin API -------------------------------------------------------------------------------
-_ADMIN_IDENTITY = ("group", "api_key", "model", "provider")
+_ADMIN_IDENTITY = ("group", "api_key", "model", "provider", "vertex_credentials")
 ADMIN_NAMES = frozenset(_ADMIN_IDENTITY) | {n for fld in FIELDS if fld.admin for n in fld.names}
 
 
@@ -200,9 +208,6 @@ def _from_admin(spec: Mapping[str, Any], existing: Sequence[DeploymentConfig],
     group, api_key = spec.get("group"), spec.get("api_key")
     if not isinstance(group, str) or not group:
         raise BadRequest("`group` (the model group name) is required", param="group")
-    if not isinstance(api_key, str) or not api_key.strip():
-        raise BadRequest("`api_key` is required", param="api_key")
-    api_key = api_key.strip()
     f = Fields("admin request", {}, literal=True)
     values = read_fields(f, lambda fld: _given(spec, fld), [fld for fld in FIELDS if fld.admin])
     members = [d for d in existing if d.group == group]
@@ -217,12 +222,19 @@ def _from_admin(spec: Mapping[str, Any], existing: Sequence[DeploymentConfig],
     else:
         raise BadRequest(f"group {group!r} does not exist: give `model` (e.g. gemini/gemini-2.5-flash)",
                          param="model")
+    provider = "vertex_ai" if provider in vertex.PREFIXES else provider
     if provider not in SUPPORTED_PROVIDERS:
         raise BadRequest(f"provider {provider or '?'} is not supported (use {', '.join(SUPPORTED_PROVIDERS)})",
                          param="model")
-    if values.get("api_base") is None and template is None:
-        values["api_base"] = env.get(DEFAULT_BASE_ENV[provider])
-    fp = fingerprint(api_key, provider)
+    if provider == "vertex_ai":
+        api_key, fp = _vertex_admin(spec, values, template, env, f)
+    else:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise BadRequest("`api_key` is required", param="api_key")
+        api_key = api_key.strip()
+        if values.get("api_base") is None and template is None:
+            values["api_base"] = env.get(DEFAULT_BASE_ENV[provider])
+        fp = fingerprint(api_key, provider)
     if any(d.fingerprint == fp for d in members):
         raise Conflict(f"key {fp} is already in group {group}")
     if template is not None and template.model == upstream:
@@ -231,6 +243,26 @@ def _from_admin(spec: Mapping[str, Any], existing: Sequence[DeploymentConfig],
                 values[fld.attr] = getattr(template.limits, fld.attr)
     return make(values, id=values.get("id") or f"{group}/runtime:{fp}", group=group, provider=provider,
                 model=upstream, api_key=api_key, fingerprint=fp)
+
+
+def _vertex_admin(spec: Mapping[str, Any], values: dict[str, Any], template: DeploymentConfig | None,
+                  env: Mapping[str, str], f: Fields) -> tuple[str, str]:
+    """(service-account JSON, fingerprint) of a Vertex key added at run time; fills in its api_base and
+    project. A key joining a Vertex group keeps the group's host and region unless it names its own."""
+    if spec.get("api_key") is not None:
+        raise BadRequest("vertex_ai/ keys are service accounts: give `vertex_credentials` (the key file's JSON), "
+                         "not `api_key`", param="api_key")
+    host = values.get("api_base") if "api_base" in spec else None
+    if template is not None and template.provider == "vertex_ai":
+        host = host or (template.api_base or "").split("/v1/projects/")[0] or None
+        values.setdefault("vertex_location", template.vertex_location)
+    creds = spec.get("vertex_credentials")
+    t = vertex.target(f, None if creds is None else (creds, "vertex_credentials"), values.get("vertex_project"),
+                      values.get("vertex_location"), host, env, "")
+    values.update(api_base=t.api_base, vertex_project=t.project, vertex_location=t.location)
+    if values.get("project") is None:
+        values["project"] = t.bucket
+    return t.credentials, t.fingerprint
 
 
 def _given(spec: Mapping[str, Any], fld: Field) -> tuple[object, str] | None:

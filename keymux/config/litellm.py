@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, replace
 
+from keymux.config import vertex
 from keymux.config.compatible import VENDORS, Vendor, vendor_base
 from keymux.config.deployment import (
     API_BASE,
@@ -80,7 +81,8 @@ _DEFAULT_KEY_ENV = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("
 
 # The per-deployment fields come from the table in config/deployment.py; these are the entry's own.
 _PARAMS = frozenset(("model", "api_key", "keys", "custom_llm_provider", "litellm_credential_name",
-                     *DEFAULT_PARAMS)) | names_in(PARAMS)
+                     "vertex_credentials", *DEFAULT_PARAMS)) | names_in(PARAMS)
+_VERTEX_PARAMS = ("vertex_credentials", "vertex_project", "vertex_ai_project", "vertex_location", "vertex_ai_location")
 # Real LiteLLM params keymux does not act on: a softer warning than for typos.
 _LITELLM_UNSUPPORTED = frozenset((
     "api_version", "drop_params", "tags", "headers", "mock_response", "use_in_pass_through",
@@ -221,6 +223,13 @@ def _parse_entry(entry: object, origin: Origin,
     if "custom_llm_provider" in params:
         custom = f.string(params["custom_llm_provider"], f"{pp}.custom_llm_provider", resolve=False)
     provider, upstream = split_model(model, api_base, custom)
+    if provider in vertex.PREFIXES or (provider == "gemini" and "/" not in model
+                                       and any(params.get(k) is not None for k in _VERTEX_PARAMS)):
+        provider = "vertex_ai"  # LiteLLM reads a bare gemini-* model with Vertex credentials as vertex_ai/
+        if not vertex.serves(upstream):
+            f.warn(f"{model_path}: '{sv(model)}' is not a Gemini model: keymux serves only Gemini models on "
+                   "Vertex AI, deployment skipped")
+            return group, []
 
     if provider in azure.KINDS:
         if not upstream:  # LiteLLM's `azure/` for image generation: no chat deployment to call
@@ -273,7 +282,15 @@ def _parse_entry(entry: object, origin: Origin,
         id_path = f"{info_path}.id"
         base_id = values["id"]
 
-    keys, multi = _keys(params, pp, provider, api_base, f, vendor)
+    if provider == "vertex_ai":
+        creds = params.get("vertex_credentials")
+        t = vertex.target(f, None if creds is None else (creds, f"{pp}.vertex_credentials"),
+                          values.get("vertex_project"), values.get("vertex_location"), api_base, f.env, f"{pp}.")
+        values.update(api_base=t.api_base, vertex_project=t.project, vertex_location=t.location)
+        values.setdefault("project", t.bucket)
+        keys, multi = [(t.credentials, t.fingerprint)], False
+    else:
+        keys, multi = _keys(params, pp, provider, api_base, f, vendor)
     defaults = _defaults(params, pp, f)
     out = []
     for n, (key, key_fp) in enumerate(keys, start=1):

@@ -33,7 +33,7 @@ class DeploymentConfig:
 
     id: str  # model_info.id, else "<group>/<index in model_list>"
     group: str  # model_name: what clients ask for
-    provider: str  # "gemini" | "openai"
+    provider: str  # "gemini" | "openai" | "anthropic" | "vertex_ai"
     model: str  # upstream model id, provider prefix removed ("gemini-2.5-pro")
     api_key: str = field(repr=False)
     fingerprint: str = ""  # "gem:1a2b3c4d"
@@ -53,6 +53,8 @@ class DeploymentConfig:
     defaults: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
     api_version: str | None = None  # azure/ and azure_ai/: the api-version query parameter
     vendor: str | None = None  # an OpenAI-compatible vendor served as "openai" ("groq"; config/compatible.py)
+    vertex_project: str | None = None  # vertex_ai/: the Google Cloud project and region called (config/vertex.py)
+    vertex_location: str | None = None
 
     @property
     def wildcard(self) -> bool:
