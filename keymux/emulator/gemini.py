@@ -292,7 +292,7 @@ class GeminiEmulator(EmulatorBase):
             if popped is not None:  # "midstream" stays queued: this request never started
                 self.faults.unpop(popped)
             kind = "daily_exhausted" if hit.kind in ("rpd", "zero") else "rate_limited"
-            return fail(429, W.quota_body(hit, model, self.whole_second_retry), kind)
+            return fail(429, self._quota_error(hit, model), kind)
         self.quota.record(scope, model, tokens, now)
 
         if method == "predict":
@@ -317,6 +317,10 @@ class GeminiEmulator(EmulatorBase):
             chunks = chunks[:1] + [W.status_body(500, "INTERNAL", W.MSG_INTERNAL)]
         self._log(key, model, 200, "midstream" if fault else "ok", True, method)
         return await self._stream(request, chunks, sse, abrupt=fault == "midstream", tier=answer.tier)
+
+    def _quota_error(self, hit: QuotaHit, model: str) -> Any:
+        """The 429 body of a quota hit (the Vertex mode words it its own way)."""
+        return W.quota_body(hit, model, self.whole_second_retry)
 
     async def _stream(
         self, request: web.Request, chunks: list[Any], sse: bool, abrupt: bool, tier: str | None = None
