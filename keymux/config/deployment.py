@@ -21,6 +21,7 @@ from keymux.config.fields import ConfigError, Fields
 from keymux.config.schema import DeploymentConfig, Limits, RouterSettings
 from keymux.errors import BadRequest, Conflict
 from keymux.fingerprint import fingerprint
+from keymux.providers.vertex_auth import DEFAULT_TOKEN_URI, parse_account
 
 SUPPORTED_PROVIDERS = ("gemini", "openai", "anthropic", "vertex_ai")
 TIERS = ("free", "paid")
@@ -227,7 +228,7 @@ def _from_admin(spec: Mapping[str, Any], existing: Sequence[DeploymentConfig],
         raise BadRequest(f"provider {provider or '?'} is not supported (use {', '.join(SUPPORTED_PROVIDERS)})",
                          param="model")
     if provider == "vertex_ai":
-        api_key, fp = _vertex_admin(spec, values, template, env, f)
+        api_key, fp = _vertex_admin(spec, values, template, existing, env, f)
     else:
         if not isinstance(api_key, str) or not api_key.strip():
             raise BadRequest("`api_key` is required", param="api_key")
@@ -246,7 +247,7 @@ def _from_admin(spec: Mapping[str, Any], existing: Sequence[DeploymentConfig],
 
 
 def _vertex_admin(spec: Mapping[str, Any], values: dict[str, Any], template: DeploymentConfig | None,
-                  env: Mapping[str, str], f: Fields) -> tuple[str, str]:
+                  existing: Sequence[DeploymentConfig], env: Mapping[str, str], f: Fields) -> tuple[str, str]:
     """(service-account JSON, fingerprint) of a Vertex key added at run time; fills in its api_base and
     project. A key joining a Vertex group keeps the group's host and region unless it names its own."""
     if spec.get("api_key") is not None:
@@ -257,12 +258,25 @@ def _vertex_admin(spec: Mapping[str, Any], values: dict[str, Any], template: Dep
         host = host or (template.api_base or "").split("/v1/projects/")[0] or None
         values.setdefault("vertex_location", template.vertex_location)
     creds = spec.get("vertex_credentials")
+    if creds is not None:  # admin input never chooses where keymux sends a signed assertion either
+        uri = _token_uri(vertex.credentials_text(creds, "vertex_credentials", f))
+        if uri is not None and uri not in {DEFAULT_TOKEN_URI, *(_token_uri(d.api_key) for d in existing
+                                                               if d.provider == "vertex_ai")}:
+            raise BadRequest("the service account's token_uri is neither Google's nor one a configured service "
+                             "account uses", param="vertex_credentials")
     t = vertex.target(f, None if creds is None else (creds, "vertex_credentials"), values.get("vertex_project"),
                       values.get("vertex_location"), host, env, "")
     values.update(api_base=t.api_base, vertex_project=t.project, vertex_location=t.location)
     if values.get("project") is None:
         values["project"] = t.bucket
     return t.credentials, t.fingerprint
+
+
+def _token_uri(credentials: str) -> str | None:
+    try:
+        return parse_account(credentials).token_uri
+    except ValueError:
+        return None  # vertex.target says what is wrong with it
 
 
 def _given(spec: Mapping[str, Any], fld: Field) -> tuple[object, str] | None:

@@ -288,6 +288,9 @@ def _parse_entry(entry: object, origin: Origin,
                           values.get("vertex_project"), values.get("vertex_location"), api_base, f.env, f"{pp}.")
         values.update(api_base=t.api_base, vertex_project=t.project, vertex_location=t.location)
         values.setdefault("project", t.bucket)
+        if params.get("api_key") is not None:
+            f.warn(f"{pp}.api_key: vertex_ai/ calls authenticate with vertex_credentials (a service account); "
+                   "Vertex API keys (express mode) are not supported, ignored")
         keys, multi = [(t.credentials, t.fingerprint)], False
     else:
         keys, multi = _keys(params, pp, provider, api_base, f, vendor)

@@ -50,6 +50,21 @@ class Account:
     disabled: bool = False
 
 
+def service_account(project: str, token_uri: str, name: str | None = None) -> tuple[dict[str, Any], Account]:
+    """A service-account key file's JSON with a freshly generated RSA key, and its public half."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    email = f"{name or 'keymux-' + secrets.token_hex(3)}@{project}.iam.gserviceaccount.com"
+    key_id = secrets.token_hex(20)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    doc = {"type": "service_account", "project_id": project, "private_key_id": key_id, "private_key": pem,
+           "client_email": email, "client_id": str(int.from_bytes(secrets.token_bytes(8), "big")),
+           "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": token_uri,
+           "universe_domain": "googleapis.com"}
+    return doc, Account(email, public, key_id)
+
+
 class TokenEmulator(EmulatorBase):
     lifetime = 3599  # seconds, as Google answers
 
@@ -69,19 +84,10 @@ class TokenEmulator(EmulatorBase):
         return f"{self.base_url}/token"
 
     def account(self, project: str, name: str | None = None) -> dict[str, Any]:
-        """A new service account of `project`: its key file's JSON (a freshly generated RSA key)."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        email = f"{name or 'keymux-' + secrets.token_hex(3)}@{project}.iam.gserviceaccount.com"
-        key_id = secrets.token_hex(20)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-        public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.accounts[email] = Account(email, public, key_id)
-        return {"type": "service_account", "project_id": project, "private_key_id": key_id, "private_key": pem,
-                "client_email": email, "client_id": str(int.from_bytes(secrets.token_bytes(8), "big")),
-                "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": self.token_uri,
-                "universe_domain": "googleapis.com"}
+        """A new service account of `project` that this endpoint knows: its key file's JSON."""
+        doc, account = service_account(project, self.token_uri, name)
+        self.accounts[account.email] = account
+        return doc
 
     def holder(self, token: str) -> str | None:
         """The account a token was issued to, while it is valid."""
@@ -137,4 +143,4 @@ class TokenEmulator(EmulatorBase):
                             headers={"Content-Type": "application/json; charset=utf-8"})
 
 
-__all__ = ["TokenEmulator"]
+__all__ = ["Account", "TokenEmulator", "service_account"]

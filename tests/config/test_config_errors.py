@@ -195,7 +195,7 @@ def test_duplicate_id_from_key_list_expansion():
 
 def test_no_deployment_left_after_skipping_unsupported_providers():
     doc = {"model_list": [{"model_name": "c", "litellm_params": {"model": "cohere/command-r", "api_key": "k"}},
-                          {"model_name": "v", "litellm_params": {"model": "vertex_ai/gemini-2.5-pro"}}]}
+                          {"model_name": "v", "litellm_params": {"model": "bedrock/anthropic.claude-3"}}]}
     err = fail(doc)
     assert err.path == "model_list"
     assert "no deployment left" in str(err)

@@ -200,7 +200,7 @@ def test_api_base_trailing_slash_is_stripped():
 
 
 @pytest.mark.parametrize(("model", "provider"), [
-    ("cohere/command-r-plus", "cohere"), ("vertex_ai/gemini-2.5-pro", "vertex_ai"),
+    ("cohere/command-r-plus", "cohere"), ("replicate/meta/llama-3", "replicate"),
     ("bedrock/anthropic.claude-3", "bedrock"), ("sagemaker/my-endpoint", "sagemaker"),
 ])
 def test_unsupported_provider_is_skipped_with_a_warning(model, provider):

@@ -25,6 +25,7 @@ SAMPLES: dict[str, tuple[Any, Any]] = {
     "weight": (2, 2.0), "order": (4, 4), "timeout": (12, 12.0), "stream_timeout": (2.5, 2.5),
     "max_retries": (1, 1), "input_cost_per_token": (3e-7, 3e-7), "output_cost_per_token": (1e-6, 1e-6),
     "tier": ("paid", "paid"), "id": ("my-key", "my-key"),
+    "vertex_project": ("my-proj-1", "my-proj-1"), "vertex_location": ("europe-west4", "europe-west4"),
 }
 
 
