@@ -21,7 +21,7 @@ from keymux.config.fields import ConfigError, Fields
 from keymux.config.schema import DeploymentConfig, Limits, RouterSettings
 from keymux.errors import BadRequest, Conflict
 from keymux.fingerprint import fingerprint
-from keymux.providers.vertex_auth import DEFAULT_TOKEN_URI, parse_account
+from keymux.providers.vertex_auth import ACCOUNTS, DEFAULT_TOKEN_URI
 
 SUPPORTED_PROVIDERS = ("gemini", "openai", "anthropic", "vertex_ai")
 TIERS = ("free", "paid")
@@ -274,7 +274,7 @@ def _vertex_admin(spec: Mapping[str, Any], values: dict[str, Any], template: Dep
 
 def _token_uri(credentials: str) -> str | None:
     try:
-        return parse_account(credentials).token_uri
+        return ACCOUNTS.account(credentials).token_uri
     except ValueError:
         return None  # vertex.target says what is wrong with it
 

@@ -19,7 +19,7 @@ import orjson
 from keymux.config.fields import Fields
 from keymux.fingerprint import fingerprint
 from keymux.providers import vertex
-from keymux.providers.vertex_auth import parse_account
+from keymux.providers.vertex_auth import ACCOUNTS
 
 PREFIXES = ("vertex_ai", "vertex_ai_beta")  # LiteLLM's two routes to Gemini on Vertex
 CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
@@ -83,7 +83,7 @@ def target(f: Fields, credentials: tuple[object, str] | None, project: str | Non
             f"vertex_credentials (a service-account key file, or its JSON) or the environment variable {CREDENTIALS_ENV}"
         raise f.error(f"{path}vertex_credentials", _CREDENTIALS, message=f"missing: vertex_ai/ models need {where}")
     try:
-        account = parse_account(text)
+        account = ACCOUNTS.account(text)  # parsed once, for the token cache the calls will use
     except ValueError as e:
         raise f.error(cred_path, _CREDENTIALS, message=f"unusable service account: {e}") from None
     project = project or _env(env, PROJECT_ENV) or account.project_id

@@ -172,17 +172,23 @@ class Accounts:
     """Token sources by service account: deployments built from the same key file share one."""
 
     def __init__(self) -> None:
-        self._by_text: dict[str, TokenSource] = {}
+        self._by_text: dict[str, tuple[ServiceAccount, TokenSource]] = {}
         self._by_account: dict[tuple[str, str | None, str], TokenSource] = {}
 
-    def source(self, credentials: str) -> TokenSource:
-        src = self._by_text.get(credentials)
-        if src is None:
+    def _parsed(self, credentials: str) -> tuple[ServiceAccount, TokenSource]:
+        found = self._by_text.get(credentials)
+        if found is None:  # parsing checks the RSA key (~0.1 s): once per key file text
             account = parse_account(credentials)
             key = (account.email, account.key_id, account.token_uri)
-            src = self._by_account.setdefault(key, TokenSource(account))
-            self._by_text[credentials] = src
-        return src
+            found = self._by_text[credentials] = account, self._by_account.setdefault(key, TokenSource(account))
+        return found
+
+    def account(self, credentials: str) -> ServiceAccount:
+        """This key file's account (ValueError when unusable)."""
+        return self._parsed(credentials)[0]
+
+    def source(self, credentials: str) -> TokenSource:
+        return self._parsed(credentials)[1]
 
     async def token(self, credentials: str, transport: _Transport, now: float) -> str:
         try:
@@ -192,9 +198,9 @@ class Accounts:
         return await src.token(transport, now)
 
     def forget(self, credentials: str, token: str) -> None:
-        src = self._by_text.get(credentials)
-        if src is not None:
-            src.forget(token)
+        found = self._by_text.get(credentials)
+        if found is not None:
+            found[1].forget(token)
 
 
 # The process's token cache: a token outlives config reloads and is shared by every road that builds a
