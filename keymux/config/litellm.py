@@ -167,9 +167,10 @@ def parse_model_list(value: object, f: Fields, origins: list[Origin] | None = No
             out.append(d)
     if not out:  # the refusal carries the warnings that explain it: they are not printed otherwise
         why = "; ".join(w for w in f.warnings if "deployment skipped" in w) or "see the warnings"
-        raise f.error("model_list", "at least one deployment keymux can serve (gemini or openai)",
+        raise f.error("model_list", "at least one deployment keymux can serve",
                       message=f"no deployment left: every entry was skipped ({why}); keymux serves gemini/, "
-                              "openai/ and the OpenAI-compatible providers (groq/, mistral/, ...)")
+                              "openai/, anthropic/, azure/, vertex_ai/ (Gemini models) and the OpenAI-compatible "
+                              "providers (groq/, mistral/, ...)")
     _check_shared_buckets(out, f)
     _check_duplicates(out, f)
     served = {d.group for d in out}

@@ -4,15 +4,18 @@ serve, invalid YAML, a template placeholder left in)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from keymux.cli import main
+from keymux.emulator.google_token import service_account
 
 CORPUS = Path(__file__).parent / "corpus"
 EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text())
+KEY_FILE = "{service account key file}"  # an env value: the path of a key file made for the test (a fresh RSA key)
 
 
 def test_every_config_in_the_corpus_has_an_expected_outcome() -> None:
@@ -20,8 +23,12 @@ def test_every_config_in_the_corpus_has_an_expected_outcome() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED["configs"]))
-def test_keymux_check_outcome(name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_keymux_check_outcome(name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                              tmp_path: Path) -> None:
     for var, value in EXPECTED["env"].items():
+        if value == KEY_FILE:
+            value = str(tmp_path / "service_account.json")
+            (tmp_path / "service_account.json").write_text(json.dumps(service_account("corpus-proj", "https://oauth2.googleapis.com/token")[0]))
         monkeypatch.setenv(var, value)
     case = EXPECTED["configs"][name]
     try:
