@@ -229,3 +229,12 @@ async def test_tokens_and_private_keys_never_leave_keymux(make_stack: StackFacto
         assert doc["private_key"][40:80] not in blob and doc["private_key_id"] not in blob
     for token in tokens:
         assert token not in blob and token[8:40] not in blob
+
+
+async def test_a_vertex_wildcard_serves_any_gemini_model_it_is_asked_for(make_stack: StackFactory,
+                                                                        vertex: Vertex) -> None:
+    stack = await vertex.stack(make_stack, vertex.entry("vertex_ai/*", "proj-a", model="*"))
+    for model in ("gemini-2.5-flash", "gemini-2.5-pro"):
+        answer = await stack.openai().chat.completions.create(model=f"vertex_ai/{model}", messages=MSG)
+        assert answer.choices[0].message.content == "Echo: hello vertex"
+    assert [c.model for c in vertex.emu.calls] == ["gemini-2.5-flash", "gemini-2.5-pro"]
