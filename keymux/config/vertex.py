@@ -41,8 +41,8 @@ class Target:
 
 
 def serves(model: str) -> bool:
-    """Gemini models (and wildcards over them); Claude, Llama, Imagen, Veo on Vertex are other APIs."""
-    return model.startswith("gemini") or "*" in model
+    """Gemini models (and wildcards over them); Claude, Llama, Imagen, Veo and embeddings on Vertex are other APIs."""
+    return (model.startswith("gemini") and "embedding" not in model) or "*" in model
 
 
 def location(f: Fields, value: object, path: str) -> str:

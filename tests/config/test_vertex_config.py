@@ -167,3 +167,19 @@ def test_the_admin_api_refuses_what_it_cannot_serve_with_the_field(spec: dict, p
     with pytest.raises(BadRequest) as err:
         admin(spec, env={"GOOGLE_APPLICATION_CREDENTIALS": "/etc/sa.json"})
     assert err.value.param == param and message in err.value.message
+
+
+def test_the_readmes_vertex_example_is_accepted_as_written(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", readme[readme.index("### Gemini on Vertex AI"):], re.S)
+    assert example is not None
+    (tmp_path / "sa-prod.json").write_text(json.dumps(SA_A))
+    text = example.group(1).replace("/etc/keymux/sa-prod.json", str(tmp_path / "sa-prod.json"))
+    import yaml
+
+    config = parse_config(yaml.safe_load(text), source="README.md", env={"SA_BATCH_JSON": json.dumps(SA_B)})
+    assert [(d.vertex_project, d.vertex_location) for d in config.deployments] == [
+        ("my-prod-project", "us-central1"), ("my-batch-project", "europe-west4")]
+    assert config.warnings == ()

@@ -238,3 +238,19 @@ async def test_a_vertex_wildcard_serves_any_gemini_model_it_is_asked_for(make_st
         answer = await stack.openai().chat.completions.create(model=f"vertex_ai/{model}", messages=MSG)
         assert answer.choices[0].message.content == "Echo: hello vertex"
     assert [c.model for c in vertex.emu.calls] == ["gemini-2.5-flash", "gemini-2.5-pro"]
+
+
+async def test_a_service_account_added_through_the_admin_api_joins_the_group_and_serves(
+        make_stack: StackFactory, vertex: Vertex) -> None:
+    vertex.emu.keys["proj-a"] = EmuKey(rpm=1)
+    stack = await vertex.stack(make_stack, vertex.entry("flash", "proj-a"), router_settings={"queue_timeout": 0})
+    doc = vertex.account("proj-b")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{stack.base}/admin/keys", json={"group": "flash", "vertex_credentials": doc},
+                             headers={"authorization": "Bearer sk-master"}) as resp:
+            assert resp.status == 201, await resp.text()
+            added = await resp.text()
+    assert doc["private_key"][40:80] not in added and doc["client_email"] not in added
+    for _ in range(3):
+        assert (await stack.openai().chat.completions.create(model="flash", messages=MSG)).choices
+    assert {c.key for c in vertex.emu.calls if c.status == 200} == {"proj-a", "proj-b"}  # same host, its project
