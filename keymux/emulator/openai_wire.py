@@ -108,8 +108,9 @@ def prompt_tokens(messages: list[Any]) -> int:
         chars += len(text_of(c))
         for tc in m.get("tool_calls") or ():
             if isinstance(tc, dict):
-                fn = tc.get("function") or {}
-                chars += len(str(fn.get("name", ""))) + len(str(fn.get("arguments", "")))
+                fn = tc.get("function")
+                if isinstance(fn, dict):  # a malformed call is counted as nothing, not a crash (a 500)
+                    chars += len(str(fn.get("name", ""))) + len(str(fn.get("arguments", "")))
     return max(1, chars // 4) + media
 
 
