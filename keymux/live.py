@@ -178,9 +178,9 @@ def build_snapshot(config: Config, clock: Clock, runtime: tuple[DeploymentConfig
     """
     own = {d.id for d in config.deployments}
     runtime = tuple(d for d in runtime if d.id not in own)
-    patterns = tuple(d for d in config.deployments if d.wildcard)
-    concrete = tuple(d for d in config.deployments if not d.wildcard)
-    groups = build_deployments(replace(config, deployments=concrete + runtime))
+    patterns = tuple(d for d in config.deployments + runtime if d.wildcard)
+    concrete = tuple(d for d in config.deployments + runtime if not d.wildcard)
+    groups = build_deployments(replace(config, deployments=concrete))
     if previous is not None:
         _keep_unchanged(groups, previous.groups)
     strategy = previous.strategy if previous is not None and \
