@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from keymux.clock import Clock
+from keymux.config.policies import RetryTable, retry_table
 from keymux.config.schema import Config, DeploymentConfig, RouterSettings
 from keymux.pool.deployment import Deployment, build_deployments
 from keymux.pool.strategies import Strategy, make_strategy
@@ -31,8 +32,13 @@ class Snapshot:
     _providers: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _ordered: dict[str, bool] = field(default_factory=dict, repr=False)
     _keys: dict[str, int] = field(default_factory=dict, repr=False)
+    _retries: dict[str, RetryTable] = field(default_factory=dict, repr=False)  # per group; _ANY_GROUP: the rest
 
     def __post_init__(self) -> None:
+        router = self.config.router
+        self._retries[_ANY_GROUP] = retry_table(router.num_retries, router.retry_policy)
+        for name, policy in router.model_group_retry_policy.items():  # LiteLLM: instead of retry_policy
+            self._retries[name] = retry_table(router.num_retries, policy)
         keys: dict[str, set[str]] = {}
         for name, ds in self.groups.items():
             self._providers[name] = frozenset(d.cfg.provider for d in ds)
@@ -55,6 +61,10 @@ class Snapshot:
     def providers(self, group: str) -> frozenset[str]:
         """The upstream APIs a group's deployments speak (usually one)."""
         return self._providers.get(group, frozenset())
+
+    def retries(self, group: str) -> RetryTable:
+        """Error class -> attempts the group may make after a failure of that class (`config/policies.py`)."""
+        return self._retries.get(group) or self._retries[_ANY_GROUP]
 
     def ordered(self, group: str) -> bool:
         """Does any deployment of the group set `order`?"""
@@ -114,6 +124,7 @@ class Snapshot:
 
 
 _MAX_GROUPS = 4096
+_ANY_GROUP = "\x00"  # not a name a model group can have
 
 
 def _match(pattern: str, name: str) -> list[str] | None:
@@ -167,9 +178,9 @@ def build_snapshot(config: Config, clock: Clock, runtime: tuple[DeploymentConfig
     """
     own = {d.id for d in config.deployments}
     runtime = tuple(d for d in runtime if d.id not in own)
-    patterns = tuple(d for d in config.deployments if d.wildcard)
-    concrete = tuple(d for d in config.deployments if not d.wildcard)
-    groups = build_deployments(replace(config, deployments=concrete + runtime))
+    patterns = tuple(d for d in config.deployments + runtime if d.wildcard)
+    concrete = tuple(d for d in config.deployments + runtime if not d.wildcard)
+    groups = build_deployments(replace(config, deployments=concrete))
     if previous is not None:
         _keep_unchanged(groups, previous.groups)
     strategy = previous.strategy if previous is not None and \

@@ -2,7 +2,8 @@
 
 resolve group -> acquire a key (waiting in the pool's queue if needed) -> one attempt ->
 on a retryable verdict, a different key (never one that already failed for this request),
-up to `num_retries` (a failed deployment's own `max_retries` can only lower what follows), then the
+up to `num_retries` or what `retry_policy` allows that class of failure (a failed deployment's own
+`max_retries` can only lower what follows; a request's own 4xx is not retried unless the policy says so), then the
 `fallbacks` groups -> the answer, or an honest error. What happened is written into the request's `Trace`.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from keymux.attempt import Failure, attempt
 from keymux.clock import Clock
+from keymux.config.policies import error_class
 from keymux.errors import BadRequest, NoCapacity, NotFound, UpstreamFailed
 from keymux.exchange import Exchange, make_exchange
 from keymux.live import Live, Snapshot
@@ -24,6 +26,7 @@ from keymux.transport import Transport
 
 log = logging.getLogger("keymux.relay")
 
+_UNBOUNDED = 1 << 30
 _ABANDONED = Verdict(Outcome.CLIENT_ERROR, reason="attempt abandoned")  # frees the key, blames nobody
 _CONTEXT_OVERFLOW = ("context_length_exceeded", "maximum context length", "exceeds the maximum number of tokens",
                      "input token count", "too many tokens")
@@ -73,8 +76,12 @@ class Relay:
             tokens = next(iter(exchanges.values())).estimated_tokens
             failed_keys: list[str] = []
             left = 1 if owner else 1 + router.num_retries  # attempts this group may still make
+            made = 0
+            most = _UNBOUNDED  # attempts at most, once a failed deployment's max_retries bounds what follows
+            refused_request: tuple[Failure, Exchange, Deployment] | None = None  # the request's own error
             while left > 0:
                 left -= 1
+                made += 1
                 asked = self.clock.time()
                 try:
                     lease = await self.pool.acquire(group, tokens, exclude=failed_keys, metered=request.metered,
@@ -106,17 +113,22 @@ class Relay:
                     return result
                 trace.attempts.append((dep.fingerprint, result.verdict.outcome.value))
                 failures.append(result)
-                if result.verdict.outcome is Outcome.CLIENT_ERROR:
+                refused_request = None
+                outcome = result.verdict.outcome
+                if outcome is Outcome.CLIENT_ERROR:
                     overflow = router.context_window_fallbacks.get(group)
                     if overflow and _is_context_overflow(result):
                         groups[i:] = list(overflow)
                         break
-                    trace.answered_by(dep.fingerprint, dep.model)
-                    trace.finish(result.status, "client_error", result.verdict.reason)
-                    return Reply(result.status, ex.error(result.status, result.raw, result.verdict))
+                    refused_request = (result, ex, dep)
                 failed_keys.append(dep.fingerprint)
                 if dep.cfg.max_retries is not None:  # this deployment's own bound on what follows its failure
-                    left = min(left, dep.cfg.max_retries)
+                    most = min(most, made + dep.cfg.max_retries)
+                if not owner:  # retry_policy: the attempts this class of failure allows the group in all
+                    allowed = snapshot.retries(group)[error_class(outcome, result.status, result.raw)] + 1
+                    left = min(allowed, most) - made
+            if refused_request is not None:  # no other key took it: the client gets its request's error
+                return _request_error(*refused_request, trace)
         raise self._give_up(request, trace, failures, refusal)
 
     async def _owner(self, request: Request) -> str | None:
@@ -178,6 +190,13 @@ class Relay:
         if last.status in (500, 503, 529) and outcome is Outcome.UPSTREAM_ERROR:
             status = last.status
         return UpstreamFailed(message, status=status)
+
+
+def _request_error(result: Failure, ex: Exchange, dep: Deployment, trace: Trace) -> Reply:
+    """An upstream's answer that the request itself is wrong, in the client's shape (not retried further)."""
+    trace.answered_by(dep.fingerprint, dep.model)
+    trace.finish(result.status, "client_error", result.verdict.reason)
+    return Reply(result.status, ex.error(result.status, result.raw, result.verdict))
 
 
 def _timeout(dep: Deployment, stream: bool, default: float) -> float:

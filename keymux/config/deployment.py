@@ -3,7 +3,8 @@
 Three roads lead to a deployment: a `model_list` entry of the YAML config (config/litellm.py), a key added
 through the admin API (`POST /admin/keys`, `from_admin`), and such a key read back from the database after a
 restart (`from_record`). All three read `FIELDS` through the same typed readers (config/fields.py), so a field
-that takes effect on one road takes effect on all of them, and a key stored at run time keeps every field.
+that takes effect on one road takes effect on all of them, and a key stored at run time keeps every field; the
+first two resolve `model` alike (config/upstreams.py: vendor prefixes, Azure, wildcards).
 Errors name the path: the YAML loader raises `ConfigError` (file, path, expected); the admin API raises
 `BadRequest` with `param`, converted from the same `ConfigError` in one place.
 """
@@ -11,7 +12,7 @@ Errors name the path: the YAML loader raises `ConfigError` (file, path, expected
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -19,21 +20,18 @@ import orjson
 from keymux.config import vertex
 from keymux.config.fields import ConfigError, Fields
 from keymux.config.schema import DeploymentConfig, Limits, RouterSettings
+from keymux.config.upstreams import SUPPORTED_PROVIDERS, URL_WHAT, Upstream, not_served, resolve
 from keymux.errors import BadRequest, Conflict
 from keymux.fingerprint import fingerprint
+from keymux.providers import azure
 from keymux.providers.vertex_auth import ACCOUNTS, DEFAULT_TOKEN_URI
 
-SUPPORTED_PROVIDERS = ("gemini", "openai", "anthropic", "vertex_ai")
 TIERS = ("free", "paid")
 # Where deployments without an api_base go: the provider's public API, unless the environment
 # points elsewhere (an egress proxy, a regional mirror, or a local emulator in tests).
 DEFAULT_BASE_ENV = {"gemini": "KEYMUX_GEMINI_API_BASE", "openai": "KEYMUX_OPENAI_API_BASE",
                     "anthropic": "KEYMUX_ANTHROPIC_API_BASE"}
-_URL = "a URL starting with http:// or https://"
-_OPENAI_BARE = ("gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "dall-e-", "tts-", "whisper-",
-                "omni-moderation")
-_GEMINI_BARE = ("gemini-", "gemma-", "learnlm-")
-_ANTHROPIC_BARE = ("claude-",)
+_URL = URL_WHAT
 
 # The places of a YAML model_list entry a field may sit in.
 PARAMS, ENTRY, MODEL_INFO = "litellm_params", "entry", "model_info"
@@ -120,7 +118,6 @@ FIELDS = LIMITS + (
 )
 
 
-
 def names_in(place: str) -> frozenset[str]:
     """Every field name a YAML entry may write in `place`."""
     return frozenset(n for fld in FIELDS if place in fld.places for n in fld.names)
@@ -151,27 +148,6 @@ def make(values: Mapping[str, Any], *, id: str, group: str, provider: str, model
                             fingerprint=fingerprint, limits=limits, **rest)
 
 
-def split_model(model: str, api_base: str | None, custom_provider: str | None) -> tuple[str, str]:
-    """(provider, upstream model). The provider may be one keymux does not support, or "" when unknown."""
-    if custom_provider:
-        prefix, _, rest = model.partition("/")
-        if prefix == custom_provider and rest:
-            model = rest
-        return custom_provider, model
-    prefix, slash, rest = model.partition("/")
-    if slash:
-        return prefix, rest
-    if api_base:
-        return "openai", model
-    if model.startswith(_OPENAI_BARE):
-        return "openai", model
-    if model.startswith(_GEMINI_BARE):
-        return "gemini", model
-    if model.startswith(_ANTHROPIC_BARE):
-        return "anthropic", model
-    return "", model
-
-
 def no_effect(d: DeploymentConfig, router: RouterSettings) -> list[str]:
     """Fields accepted that this router will not act on, phrased for a warning."""
     out = []
@@ -185,7 +161,7 @@ def no_effect(d: DeploymentConfig, router: RouterSettings) -> list[str]:
 
 
 # -- the admin API -------------------------------------------------------------------------------
-_ADMIN_IDENTITY = ("group", "api_key", "model", "provider", "vertex_credentials")
+_ADMIN_IDENTITY = ("group", "api_key", "model", "provider", "custom_llm_provider", "api_version", "vertex_credentials")
 ADMIN_NAMES = frozenset(_ADMIN_IDENTITY) | {n for fld in FIELDS if fld.admin for n in fld.names}
 
 
@@ -209,31 +185,37 @@ def _from_admin(spec: Mapping[str, Any], existing: Sequence[DeploymentConfig],
     group, api_key = spec.get("group"), spec.get("api_key")
     if not isinstance(group, str) or not group:
         raise BadRequest("`group` (the model group name) is required", param="group")
-    f = Fields("admin request", {}, literal=True)
-    values = read_fields(f, lambda fld: _given(spec, fld), [fld for fld in FIELDS if fld.admin])
+    values = read_fields(Fields("admin request", {}, literal=True), lambda fld: _given(spec, fld),
+                         [fld for fld in FIELDS if fld.admin])
     members = [d for d in existing if d.group == group]
     template = members[0] if members else None
-    if "model" in spec:
-        provider = f.string(spec["provider"], "provider") if spec.get("provider") is not None else None
-        provider, upstream = split_model(f.string(spec["model"], "model"), values.get("api_base"), provider)
-    elif template is not None:
-        provider, upstream = template.provider, template.model
-        if "api_base" not in values:
-            values["api_base"] = template.api_base
+    f = Fields("admin request", env, literal=True)
+    if "model" in spec:  # as a YAML entry's model: vendor prefixes, azure/ with api_version, wildcards
+        model = f.string(spec["model"], "model")
+        custom = next((f.string(spec[k], k) for k in ("custom_llm_provider", "provider") if spec.get(k)), None)
+        up = resolve(f, model, values.get("api_base"), custom, spec.get("api_version"), base_path="api_base",
+                     version_path="api_version")
+        if not up.served or not up.model:
+            raise not_served(f, "model", model, up)
+        vendor_name = up.vendor.name if up.vendor else None
+    elif template is not None:  # the group's upstream, as its first deployment reaches it
+        up = Upstream(template.provider, template.model, values.get("api_base", template.api_base),
+                      api_version=template.api_version)
+        vendor_name = template.vendor
     else:
         raise BadRequest(f"group {group!r} does not exist: give `model` (e.g. gemini/gemini-2.5-flash)",
                          param="model")
-    provider = "vertex_ai" if provider in vertex.PREFIXES else provider
-    if provider not in SUPPORTED_PROVIDERS:
-        raise BadRequest(f"provider {provider or '?'} is not supported (use {', '.join(SUPPORTED_PROVIDERS)})",
-                         param="model")
+    if spec.get("api_version") is not None and not (up.vendor and up.vendor.name in azure.KINDS):
+        raise BadRequest("`api_version` is only for azure/ and azure_ai/ deployments", param="api_version")
+    provider, upstream = up.provider, up.model
     if provider == "vertex_ai":
         api_key, fp = _vertex_admin(spec, values, template, existing, env, f)
     else:
         if not isinstance(api_key, str) or not api_key.strip():
             raise BadRequest("`api_key` is required", param="api_key")
         api_key = api_key.strip()
-        if values.get("api_base") is None and template is None:
+        values["api_base"] = up.api_base
+        if values["api_base"] is None and template is None:
             values["api_base"] = env.get(DEFAULT_BASE_ENV[provider])
         fp = fingerprint(api_key, provider)
     if any(d.fingerprint == fp for d in members):
@@ -242,8 +224,9 @@ def _from_admin(spec: Mapping[str, Any], existing: Sequence[DeploymentConfig],
         for fld in LIMITS:
             if fld.attr not in values:
                 values[fld.attr] = getattr(template.limits, fld.attr)
-    return make(values, id=values.get("id") or f"{group}/runtime:{fp}", group=group, provider=provider,
-                model=upstream, api_key=api_key, fingerprint=fp)
+    d = make(values, id=values.get("id") or f"{group}/runtime:{fp}", group=group, provider=provider,
+             model=upstream, api_key=api_key, fingerprint=fp)
+    return replace(d, vendor=vendor_name, api_version=up.api_version) if vendor_name else d
 
 
 def _vertex_admin(spec: Mapping[str, Any], values: dict[str, Any], template: DeploymentConfig | None,
@@ -288,6 +271,7 @@ def _given(spec: Mapping[str, Any], fld: Field) -> tuple[object, str] | None:
 def to_record(d: DeploymentConfig, now: float) -> dict[str, Any]:
     """Every field of the table: its own column, or in `params` (JSON, by attribute name)."""
     params = {fld.attr: _value(d, fld) for fld in FIELDS if not fld.column}
+    params.update({"vendor": d.vendor, "api_version": d.api_version} if d.vendor else {})
     return {"id": d.id, "grp": d.group, "fingerprint": d.fingerprint, "provider": d.provider, "model": d.model,
             "api_key": d.api_key, "api_base": d.api_base, "project": d.project,
             "params": orjson.dumps(params).decode(), "created": now}
@@ -301,8 +285,14 @@ def from_record(r: Mapping[str, Any]) -> DeploymentConfig:
         values = read_fields(f, lambda fld: (given[fld.attr], fld.attr) if fld.attr in given else None)
     except ConfigError as e:
         raise ValueError(e.message if not e.path else f"{e.path}: {e.message}") from None
-    return make(values, id=values["id"], group=r["grp"], provider=r["provider"], model=r["model"],
-                api_key=r["api_key"], fingerprint=r["fingerprint"])
+    d = make(values, id=values["id"], group=r["grp"], provider=r["provider"], model=r["model"],
+             api_key=r["api_key"], fingerprint=r["fingerprint"])
+    vendor = given.get("vendor")  # azure/, groq/, ...: served as openai at the vendor's addresses
+    if vendor is None:
+        return d
+    if not isinstance(vendor, str) or not isinstance(given.get("api_version"), str | None):
+        raise ValueError("vendor / api_version: not text")
+    return replace(d, vendor=vendor, api_version=given.get("api_version"))
 
 
 def _value(d: DeploymentConfig, fld: Field) -> Any:
@@ -310,4 +300,4 @@ def _value(d: DeploymentConfig, fld: Field) -> Any:
 
 
 __all__ = ["API_BASE", "ADMIN_NAMES", "DEFAULT_BASE_ENV", "FIELDS", "LIMITS", "SUPPORTED_PROVIDERS", "Field",
-           "from_admin", "from_record", "make", "names_in", "no_effect", "read_fields", "split_model", "to_record"]
+           "from_admin", "from_record", "make", "names_in", "no_effect", "read_fields", "to_record"]

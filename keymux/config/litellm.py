@@ -8,11 +8,10 @@ a user's LiteLLM config still runs.
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, replace
 
 from keymux.config import vertex
-from keymux.config.compatible import VENDORS, Vendor, vendor_base
+from keymux.config.compatible import Vendor
 from keymux.config.deployment import (
     API_BASE,
     ENTRY,
@@ -20,27 +19,21 @@ from keymux.config.deployment import (
     LIMITS,
     MODEL_INFO,
     PARAMS,
-    SUPPORTED_PROVIDERS,
     Field,
     make,
     names_in,
     read_fields,
-    split_model,
 )
 from keymux.config.fields import ENV_PREFIX, Fields, join_path
 from keymux.config.fields import show_value as sv
 from keymux.config.schema import DeploymentConfig, Limits
+from keymux.config.upstreams import SUPPORTED_PROVIDERS, resolve
 from keymux.fingerprint import fingerprint
 from keymux.providers import azure
 
 # Per-deployment default params, applied by keymux/translate/defaults.py where the client sets none.
 DEFAULT_PARAMS = ("max_tokens", "temperature", "top_p", "seed", "reasoning_effort", "safety_settings",
                   "thinking_level", "extra_headers", "organization")
-_URL_WHAT = "a URL starting with http:// or https://"
-# azure/ and azure_ai/: where LiteLLM finds the endpoint and the key when the entry does not say.
-_AZURE_BASE_ENV = {"azure": "AZURE_API_BASE", "azure_ai": "AZURE_AI_API_BASE"}
-_AZURE = {"azure": Vendor("azure", None, ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY")),
-          "azure_ai": Vendor("azure_ai", None, ("AZURE_AI_API_KEY",))}
 
 
 def _defaults(params: dict, pp: str, f: Fields) -> tuple[tuple[str, object], ...]:
@@ -64,18 +57,6 @@ def _defaults(params: dict, pp: str, f: Fields) -> tuple[tuple[str, object], ...
         out.append((name, value))
     return tuple(out)
 
-
-def _api_version(value: object, path: str, f: Fields) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime.date):  # YAML reads an unquoted 2024-10-21 as a date
-        value = value.isoformat()
-    return f.string(value, path, what="an API version like 2024-10-21")
-
-
-def _env_url(f: Fields, var: str) -> str | None:
-    value = f.env.get(var, "").strip().rstrip("/")
-    return value or None
 
 _DEFAULT_KEY_ENV = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
@@ -223,32 +204,20 @@ def _parse_entry(entry: object, origin: Origin,
     custom = None
     if "custom_llm_provider" in params:
         custom = f.string(params["custom_llm_provider"], f"{pp}.custom_llm_provider", resolve=False)
-    provider, upstream = split_model(model, api_base, custom)
-    if provider in vertex.PREFIXES or (provider == "gemini" and "/" not in model
-                                       and any(params.get(k) is not None for k in _VERTEX_PARAMS)):
+    up = resolve(f, model, api_base, custom, params.get("api_version"), base_path=f"{pp}.api_base",
+                 version_path=f"{pp}.api_version")
+    provider, upstream, vendor, api_base = up.provider, up.model, up.vendor, up.api_base
+    values["api_base"] = api_base
+    if provider == "vertex_ai" or (provider == "gemini" and "/" not in model
+                                   and any(params.get(k) is not None for k in _VERTEX_PARAMS)):
         provider = "vertex_ai"  # LiteLLM reads a bare gemini-* model with Vertex credentials as vertex_ai/
         if not vertex.serves(upstream):
             f.warn(f"{model_path}: '{sv(model)}' is not a Gemini model: keymux serves only Gemini models on "
                    "Vertex AI, deployment skipped")
             return group, []
-
-    if provider in azure.KINDS:
-        if not upstream:  # LiteLLM's `azure/` for image generation: no chat deployment to call
-            f.warn(f"{model_path}: '{sv(model)}' names no deployment (image generation), deployment skipped")
-            return group, []
-        api_base = values["api_base"] = api_base or _env_url(f, _AZURE_BASE_ENV[provider])
-        if api_base is None:
-            raise f.error(f"{pp}.api_base", _URL_WHAT, message=f"missing: {provider}/ models need an api_base "
-                          f"(your resource's endpoint) or the environment variable {_AZURE_BASE_ENV[provider]}")
-    vendor = VENDORS.get(provider) or _AZURE.get(provider)
-    if vendor is not None and vendor.name in azure.KINDS:
-        provider = "openai"  # the OpenAI wire format at Azure's addresses (providers/azure.py)
-    elif vendor is not None:  # an OpenAI-compatible vendor: the openai provider at the vendor's base URL
-        api_base = values["api_base"] = vendor_base(vendor, api_base, f.env)
-        if api_base is None:
-            raise f.error(f"{pp}.api_base", _URL_WHAT, message=f"missing: {vendor.name}/ models need an api_base "
-                          f"(the server's OpenAI-compatible URL) or the environment variable {vendor.base_env[0]}")
-        provider = "openai"
+    if provider in azure.KINDS:  # LiteLLM's `azure/` for image generation: no chat deployment to call
+        f.warn(f"{model_path}: '{sv(model)}' names no deployment (image generation), deployment skipped")
+        return group, []
     if provider not in SUPPORTED_PROVIDERS:
         if provider:
             hint = " (for an OpenAI-compatible server write openai/<model> with api_base)" if api_base else ""
@@ -273,11 +242,6 @@ def _parse_entry(entry: object, origin: Origin,
             f.unknown(info_path, key)
 
     values.update(read_fields(f, find, [fld for fld in FIELDS if fld is not API_BASE]))
-    api_version = None
-    if vendor is not None and vendor.name in azure.KINDS:
-        api_version = _api_version(params.get("api_version"), f"{pp}.api_version", f)
-        if api_version is None and vendor.name == "azure":
-            api_version = f.env.get("AZURE_API_VERSION") or azure.DEFAULT_API_VERSION
     base_id, id_path = f"{group}/{origin.position}", f"{path}.model_name"
     if "id" in values:
         id_path = f"{info_path}.id"
@@ -302,7 +266,7 @@ def _parse_entry(entry: object, origin: Origin,
                  model=upstream, api_key=key, fingerprint=key_fp)
         if defaults:
             d = replace(d, defaults=defaults)
-        out.append((replace(d, vendor=vendor.name, api_version=api_version) if vendor else d, id_path))
+        out.append((replace(d, vendor=vendor.name, api_version=up.api_version) if vendor else d, id_path))
     return group, out
 
 
@@ -387,4 +351,4 @@ def _check_duplicates(deployments: list[DeploymentConfig], f: Fields) -> None:
             seen[k] = d.id
 
 
-__all__ = ["ModelList", "Origin", "parse_credentials", "parse_model_list", "split_model"]
+__all__ = ["ModelList", "Origin", "parse_credentials", "parse_model_list"]

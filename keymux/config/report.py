@@ -10,6 +10,7 @@ import textwrap
 from urllib.parse import urlsplit, urlunsplit
 
 from keymux.config.fields import show_value as sv
+from keymux.config.policies import describe_policy
 from keymux.config.schema import Config, DeploymentConfig, Limits
 
 WIDTH = 100
@@ -155,6 +156,12 @@ def _router(config: Config) -> list[str]:
         ("timeout", f"{_num(r.timeout)} s per attempt"),
         ("queue timeout", f"{_num(r.queue_timeout)} s (longest a request waits for a free key)"),
         ("allowed fails", f"{r.allowed_fails}, then a {_num(r.cooldown_time)} s cooldown"),
+        ("retry policy", describe_policy(r.retry_policy, "Retries") + " (honoured)" if r.retry_policy
+         else "none (every class: retries above; a request's own 4xx: none)"),
+        *[(f"  {sv(g)}", describe_policy(p, "Retries") + " (instead of retry policy)")
+          for g, p in r.model_group_retry_policy.items()],
+        ("fails policy", describe_policy(r.allowed_fails_policy, "AllowedFails") + " (honoured)"
+         if r.allowed_fails_policy else "none"),
         ("retry after", f"{_num(r.retry_after)} s"),
         ("fallbacks", _fallbacks(r.fallbacks)),
         ("context fallbacks", _fallbacks(r.context_window_fallbacks)),

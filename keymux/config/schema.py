@@ -104,6 +104,11 @@ class RouterSettings:
     cooldown_time: float = 60.0  # seconds a deployment cools after allowed_fails
     retry_after: float = 0.0  # minimum seconds before a cooled deployment is tried again
     queue_timeout: float = 30.0  # seconds a request may wait for capacity
+    # LiteLLM's per-error-class policies (config/policies.py), by class name ("RateLimitError"): retries after
+    # a failure of that class, per group where model_group_retry_policy names it; failures that cool a deployment.
+    retry_policy: dict[str, int] = field(default_factory=dict)
+    model_group_retry_policy: dict[str, dict[str, int]] = field(default_factory=dict)
+    allowed_fails_policy: dict[str, int] = field(default_factory=dict)
     fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     context_window_fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # alias -> model group (router_settings.model_group_alias, and keymux's top-level `aliases:` map), so that

@@ -11,6 +11,7 @@ from keymux.config.access import ACCESS_KEYS
 from keymux.config.clients import CLIENT_KEYS
 from keymux.config.fields import ENV_PREFIX, Fields, join_path
 from keymux.config.fields import show_value as sv
+from keymux.config.policies import parse_group_policies, parse_policy
 from keymux.config.schema import CacheSettings, Config, RedisSettings, RouterSettings, ServerLimits
 
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
@@ -32,10 +33,10 @@ _ROUTER_UNSUPPORTED = frozenset((
     "enable_pre_call_checks", "enable_health_check_routing", "health_check_ignore_transient_errors",
     "model_group_affinity_config", "deployment_affinity_ttl_seconds", "enable_deployment_affinity",
     "router_general_settings", "assistants_config", "search_tools", "guardrail_list", "ignore_invalid_deployments",
-    "cooldown_on_429", "context_window_fallback_strategy", "default_deployment_id", "retry_policy", "allowed_fails_policy", "routing_strategy_args",
+    "cooldown_on_429", "context_window_fallback_strategy", "default_deployment_id", "routing_strategy_args",
     "cache_responses", "enable_tag_filtering", "disable_cooldowns", "provider_budget_config",
     "optional_pre_call_checks", "set_verbose", "debug_level", "cache_kwargs", "polling_interval", "max_fallbacks",
-    "model_group_retry_policy", "redis_db", "client_ttl", "stream_timeout", "default_litellm_params",
+    "redis_db", "client_ttl", "stream_timeout", "default_litellm_params",
     "default_max_parallel_requests", "default_priority", "timeout_is_ok",
 ))
 _LITELLM_UNSUPPORTED = frozenset((
@@ -80,6 +81,12 @@ def router_settings(rs: dict, ls: dict, f: Fields, groups: set[str], skipped: se
             values["timeout"] = _router_value("timeout", val, path, f, targets, skipped)
         elif key == "model_group_alias":
             values["model_group_alias"], values["hidden_aliases"] = _aliases(val, path, f, groups)
+        elif key == "retry_policy":
+            values[key] = parse_policy(val, path, f, "Retries")
+        elif key == "allowed_fails_policy":
+            values[key] = parse_policy(val, path, f, "AllowedFails")
+        elif key == "model_group_retry_policy":
+            values[key] = parse_group_policies(val, path, f, groups)
         elif key in _REDIS:
             redis[key] = val
         elif key == "default_fallbacks":

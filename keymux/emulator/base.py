@@ -31,6 +31,7 @@ class EmulatorBase:
         self.clock: Clock = clock or SystemClock()
         self.models: list[str] = list(models) if models else list(self.default_models())
         self.calls: list[Call] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers as received (names lower-cased)
         self.keep_calls = keep_calls  # False: only `stats` are kept (long benchmark runs)
         self.stats: Counter[str] = Counter()  # answers by kind, always kept
         self.status_stats: Counter[int] = Counter()  # answers by HTTP status, always kept
@@ -61,8 +62,8 @@ class EmulatorBase:
     def inject(self, key: str | None, *faults: str) -> None:
         """Queue one-shot faults for the next requests with `key` (None: any key).
 
-        Faults: "503", "500", "bare429", "array429", "timeout", "midstream"; Gemini only: "spendcap", "prepay", "tierdrop" (the 2026 429 causes).
-        """
+        Faults: "503", "500", "bare429", "array429", "timeout", "midstream"; Gemini only: "spendcap", "prepay", "tierdrop" (the 2026 429 causes);
+        OpenAI only: "content_policy" (a 400 safety refusal)."""
         self.faults.push(key, faults)
 
     def count(
@@ -105,6 +106,7 @@ class EmulatorBase:
     def reset(self) -> None:
         """Forget calls, stats, quota counters and pending faults."""
         self.calls.clear()
+        self.headers.clear()
         self.stats.clear()
         self.status_stats.clear()
         self.quota.reset()
@@ -118,6 +120,7 @@ class EmulatorBase:
             assert self.base_url is not None
             return self.base_url
         app = self.app()
+        app.middlewares.append(self._record_headers)
         wire_faults.install(app, self)
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
@@ -157,6 +160,12 @@ class EmulatorBase:
         self.status_stats[status] += 1
         if self.keep_calls:
             self.calls.append(Call(key, model, status, kind, stream, self.clock.time(), endpoint))
+
+    @web.middleware
+    async def _record_headers(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.keep_calls:
+            self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        return await handler(request)
 
     def _next_id(self) -> int:
         self._seq += 1

@@ -364,8 +364,8 @@ class GeminiEmulator(EmulatorBase):
             limit = ek.rpm if ek.rpm is not None else 15
             hit = QuotaHit("rpm", limit, limit, 30.0)
             status, body, kind = 429, [W.quota_body(hit, model, self.whole_second_retry)], "array429"
-        else:  # pragma: no cover - FaultQueue validates names
-            raise ValueError(fault)
+        else:  # FaultQueue validates names; content_policy is the OpenAI emulator's (Gemini blocks inside a 200)
+            raise ValueError(f"fault {fault!r} is not one the Gemini emulator answers")
         self._log(key, model, status, kind, stream, method)
         return _json(body, status)
 

@@ -168,6 +168,10 @@ class OpenAIEmulator(EmulatorBase):
             await self._hang()
             return _json(O.error_body("Request timed out.", "server_error"), 504)
         headers = self._limit_headers(key, model)
+        if fault == "content_policy":  # a safety refusal: the request's fault, not the key's
+            self._log(key, model, 400, "content_policy", stream, endpoint)
+            return _json(O.error_body(O.MSG_CONTENT_POLICY, "invalid_request_error", None, "content_policy_violation"),
+                         400, headers)
         if fault in ("503", "500"):
             status = int(fault)
             self._log(key, model, status, "overloaded" if status == 503 else "internal", stream, endpoint)

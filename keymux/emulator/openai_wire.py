@@ -38,6 +38,10 @@ MSG_BAD_JSON = (
 )
 
 
+MSG_CONTENT_POLICY = ("Your request was rejected as a result of our safety system. Your prompt may contain text "
+                      "that is not allowed by our safety system.")
+
+
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 

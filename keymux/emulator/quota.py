@@ -21,7 +21,8 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 KEY_STATUSES = frozenset(
     {"ok", "invalid", "not_found", "leaked", "suspended", "service_disabled", "location"}
 )
-FAULTS = frozenset({"503", "500", "bare429", "array429", "timeout", "midstream", "spendcap", "prepay", "tierdrop"})
+FAULTS = frozenset({"503", "500", "bare429", "array429", "timeout", "midstream", "spendcap", "prepay", "tierdrop",
+                    "content_policy"})
 
 WINDOW = 60.0
 EPSILON = 1e-6  # a request leaves the window this early: epoch floats carry ~0.2 µs of noise

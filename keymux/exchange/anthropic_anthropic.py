@@ -14,6 +14,7 @@ from keymux.errors import StreamBroken
 from keymux.exchange.base import Usage
 from keymux.providers import anthropic
 from keymux.providers.base import Verdict
+from keymux.translate import defaults
 from keymux.translate.clients.anthropic import estimate_tokens
 from keymux.translate.error_bodies import anthropic_error
 from keymux.translate.providers import anthropic as codec
@@ -66,7 +67,8 @@ class AnthropicPassthrough:
         data = self._raw if self._body.get("model") == dep.model else self._by_model.get(dep.model)
         if data is None:
             data = self._by_model[dep.model] = orjson.dumps({**self._body, "model": dep.model})
-        return anthropic.messages_url(dep.api_base), anthropic.auth_headers(dep.api_key), data
+        auth = anthropic.auth_headers(dep.api_key)
+        return anthropic.messages_url(dep.api_base), defaults.headers(dep.defaults, auth) if dep.defaults else auth, data
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         doc = orjson.loads(raw)

@@ -10,7 +10,7 @@ import orjson
 from keymux.config.schema import DeploymentConfig
 from keymux.exchange.base import StreamBroken, Usage
 from keymux.exchange.shapes import openai_error
-from keymux.providers import azure, openai
+from keymux.providers import openai
 from keymux.providers.base import Verdict
 from keymux.translate import defaults
 from keymux.translate.estimate import estimate_prompt_tokens
@@ -60,10 +60,8 @@ class OpenAIPassthrough:
         if data is None:
             body = defaults.openai_body(self._body, dep.defaults) if dep.defaults else self._body
             data = self._by_model[key] = orjson.dumps({**body, "model": dep.model})
-        if dep.vendor in azure.KINDS and dep.api_base:
-            return azure.chat_url(dep.vendor, dep.api_base, dep.model, dep.api_version), \
-                defaults.headers(dep.defaults, azure.auth_headers(dep.api_key)), data
-        return openai.chat_url(dep.api_base), defaults.headers(dep.defaults, openai.auth_headers(dep.api_key)), data
+        url, auth = openai.chat_address(dep)
+        return url, defaults.headers(dep.defaults, auth), data
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         doc = orjson.loads(raw)

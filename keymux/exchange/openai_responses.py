@@ -14,6 +14,7 @@ from keymux.exchange.openai_openai import passed_error
 from keymux.providers import openai
 from keymux.providers import openai_responses as wire
 from keymux.providers.base import Verdict
+from keymux.translate import defaults
 from keymux.translate.clients import openai_responses as client
 from keymux.translate.sse import sse_event
 
@@ -66,7 +67,8 @@ class OpenAIResponsesPassthrough:
         data = self._by_model.get(dep.model)
         if data is None:
             data = self._by_model[dep.model] = orjson.dumps({**self._body, "model": dep.model})
-        return wire.url(dep.api_base), openai.auth_headers(dep.api_key), data
+        auth = openai.auth_headers(dep.api_key)
+        return wire.url(dep.api_base), defaults.headers(dep.defaults, auth) if dep.defaults else auth, data
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         doc = orjson.loads(raw)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from keymux.config.schema import DeploymentConfig
-from keymux.providers import ANSWERED, ENDS_STREAM, azure
+from keymux.providers import ANSWERED, ENDS_STREAM
 from keymux.providers.base import Verdict
 from keymux.translate import defaults
 from keymux.translate.codecs import ClientCodec, ProviderCodec, StreamDecoder, StreamEncoder
@@ -69,11 +69,8 @@ class TranslatingExchange:
         if data is None:
             req = defaults.pivot_request(self._req, dep.defaults) if dep.defaults else self._req
             data = self._encoded[key] = self._codec.encode_request(req, dep.model, stream)
-        codec = self._codec
-        if dep.vendor in azure.KINDS and dep.api_base and codec.name == "openai":  # Azure's addressing
-            return azure.chat_url(dep.vendor, dep.api_base, dep.model, dep.api_version), \
-                defaults.headers(dep.defaults, azure.auth_headers(dep.api_key)), data
-        return codec.url(dep.api_base, dep.model, stream), defaults.headers(dep.defaults, codec.headers(dep.api_key)), data
+        url, auth = self._codec.address(dep, stream)
+        return url, defaults.headers(dep.defaults, auth), data
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         resp = self._codec.decode_response(raw)

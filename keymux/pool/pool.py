@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from keymux.clock import Clock, Timer
+from keymux.config.policies import RATE_LIMIT, SERVER, TIMEOUT
 from keymux.config.schema import RouterSettings
 from keymux.errors import NoCapacity
 from keymux.pool.deployment import Deployment
@@ -421,10 +422,13 @@ class Pool:
         if verdict.whole_project:
             await self._park_project(d, verdict, now)
             return
+        policy = self.settings.allowed_fails_policy
         if outcome is Outcome.RATE_LIMITED:
             delay = verdict.retry_after if verdict.retry_after is not None else BACKOFF_BASE
             delay = max(delay, self.settings.retry_after)
             await self._park_scope(d, Park(now + delay + PARK_MARGIN, State.COOLING, verdict.reason))
+            if RATE_LIMIT in policy:
+                await self._count_failure(d, verdict, now, policy[RATE_LIMIT])
         elif outcome is Outcome.DAILY_EXHAUSTED:
             until = verdict.until or next_pacific_midnight(now)
             await self._park_scope(d, Park(until, State.EXHAUSTED, verdict.reason))
@@ -434,17 +438,25 @@ class Pool:
             if verdict.retry_after is not None:
                 delay = max(delay, verdict.retry_after)
             await self._park_scope(d, Park(now + delay, State.COOLING, f"{verdict.reason}; backing off {_fmt_wait(delay)}"))
+            if RATE_LIMIT in policy:
+                await self._count_failure(d, verdict, now, policy[RATE_LIMIT])
         elif outcome is Outcome.INVALID_KEY:
             await self.store.disable_key(d.fingerprint, verdict.reason)
             log.warning("key %s disabled: %s", d.fingerprint, verdict.reason)
         elif outcome in (Outcome.UPSTREAM_ERROR, Outcome.TIMEOUT) and verdict.cause != "overloaded":
             # (an overloaded model, Anthropic's 529, is not the key's failure)
-            fails = await self.store.record_failure(d.id, now, 60.0)
-            if fails >= self.settings.allowed_fails:
-                until = now + self.settings.cooldown_time
-                reason = f"{fails} failures in 60 s (last: {verdict.reason})"
-                await self.store.park_deployment(d.id, Park(until, State.COOLING, reason))
-                log.warning("key %s %s cooling until %s: %s", d.fingerprint, d.model, _fmt_clock(until), reason)
+            cls = TIMEOUT if outcome is Outcome.TIMEOUT else SERVER
+            await self._count_failure(d, verdict, now, policy.get(cls, self.settings.allowed_fails))
+
+    async def _count_failure(self, d: Deployment, verdict: Verdict, now: float, allowed: int) -> None:
+        """One more failure of the deployment in 60 s; at `allowed` (allowed_fails, or allowed_fails_policy for
+        this failure's class: one count for all classes, as LiteLLM's router keeps) it cools for cooldown_time."""
+        fails = await self.store.record_failure(d.id, now, 60.0)
+        if fails >= allowed:
+            until = now + self.settings.cooldown_time
+            reason = f"{fails} failures in 60 s (last: {verdict.reason})"
+            await self.store.park_deployment(d.id, Park(until, State.COOLING, reason))
+            log.warning("key %s %s cooling until %s: %s", d.fingerprint, d.model, _fmt_clock(until), reason)
 
     async def _egress_hit(self, d: Deployment, now: float) -> bool:
         """Count an unexplained 429 toward egress detection; True when the provider is (now) backing off."""

@@ -8,6 +8,22 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Addressed(Protocol):
+    """What addressing a call needs of a deployment (keymux.config.schema.DeploymentConfig has it)."""
+
+    @property
+    def api_base(self) -> str | None: ...
+    @property
+    def api_key(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def vendor(self) -> str | None: ...
+    @property
+    def api_version(self) -> str | None: ...
 
 
 class Outcome(enum.Enum):

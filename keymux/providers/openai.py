@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from keymux.providers.base import Outcome, Verdict
+from keymux.providers import azure
+from keymux.providers.base import Addressed, Outcome, Verdict
 from keymux.providers.durations import parse_go_duration, parse_retry_after, retry_in_message
 
 DEFAULT_BASE = "https://api.openai.com/v1"
@@ -19,6 +20,13 @@ BILLING_PARK = 3600.0  # insufficient_quota is billing, not a window: look again
 def chat_url(api_base: str | None) -> str:
     base = (api_base or DEFAULT_BASE).rstrip("/")
     return f"{base}/chat/completions"
+
+
+def chat_address(dep: Addressed) -> tuple[str, dict[str, str]]:
+    """URL and auth headers of a chat call: OpenAI's, or Azure's deployment URL and api-key (providers/azure.py)."""
+    if dep.vendor in azure.KINDS and dep.api_base:
+        return azure.chat_url(dep.vendor, dep.api_base, dep.model, dep.api_version), azure.auth_headers(dep.api_key)
+    return chat_url(dep.api_base), auth_headers(dep.api_key)
 
 
 def endpoint_url(api_base: str | None, path: str) -> str:

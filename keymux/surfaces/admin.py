@@ -259,7 +259,7 @@ async def add_key(request: web.Request) -> web.Response:
     _check_api_base(gw, body.get("api_base"))
     d = await gw.changes.add_key(body)
     return _json({"key": d.fingerprint, "group": d.group, "deployment": d.id, "provider": d.provider,
-                  "model": d.model}, status=201)
+                  "vendor": d.vendor, "model": d.model}, status=201)
 
 
 async def delete_key(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from keymux.providers.base import Verdict
+from keymux.providers.base import Addressed, Verdict
 from keymux.translate import pivot as p
 
 
@@ -47,9 +47,9 @@ class ProviderCodec(Protocol):
 
     def takes_url(self, url: str, mime: str) -> bool: ...
 
-    def url(self, api_base: str | None, model: str, stream: bool) -> str: ...
-
-    def headers(self, api_key: str) -> dict[str, str]: ...
+    def address(self, dep: Addressed, stream: bool) -> tuple[str, dict[str, str]]:
+        """The URL and auth headers of a call on this deployment (its provider module's addressing)."""
+        ...
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes, now: float) -> Verdict: ...
 

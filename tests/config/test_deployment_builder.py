@@ -138,11 +138,17 @@ def test_admin_inherits_the_groups_limits_unless_given_or_nulled() -> None:
     assert joined.max_retries is None  # only limits come from the group, as documented
 
 
-@pytest.mark.parametrize("name", ["api_version", "rmp", "stream"])
+@pytest.mark.parametrize("name", ["rmp", "stream"])
 def test_admin_refuses_a_field_it_would_not_act_on(name: str) -> None:
     with pytest.raises(BadRequest) as err:
         admin({name: 1})
     assert err.value.param == name and "unknown field" in err.value.message
+
+
+def test_admin_refuses_an_api_version_outside_azure() -> None:
+    with pytest.raises(BadRequest) as err:
+        admin({"api_version": "2024-10-21"})
+    assert err.value.param == "api_version" and "azure/" in err.value.message
 
 
 def test_yaml_warns_about_a_litellm_field_keymux_does_not_act_on() -> None:

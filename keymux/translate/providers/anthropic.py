@@ -15,7 +15,7 @@ import orjson
 
 from keymux.errors import StreamBroken
 from keymux.providers import anthropic as wire
-from keymux.providers.base import Verdict
+from keymux.providers.base import Addressed, Verdict
 from keymux.translate import pivot as p
 from keymux.translate._json import Json, get_int
 
@@ -39,11 +39,8 @@ def takes_url(url: str, mime: str) -> bool:
     return url.startswith(("http://", "https://")) and (mime in _IMAGES or mime == "application/pdf")
 
 
-def url(api_base: str | None, model: str, stream: bool) -> str:
-    return wire.messages_url(api_base)
-
-
-headers = wire.auth_headers
+def address(dep: Addressed, stream: bool) -> tuple[str, dict[str, str]]:
+    return wire.messages_url(dep.api_base), wire.auth_headers(dep.api_key)
 
 
 def classify(status: int, response_headers: Mapping[str, str], raw: bytes, now: float) -> Verdict:

@@ -14,7 +14,7 @@ import orjson
 
 from keymux.errors import StreamBroken
 from keymux.providers import gemini as wire
-from keymux.providers.base import Verdict
+from keymux.providers.base import Addressed, Verdict
 from keymux.translate import pivot as p
 from keymux.translate._json import Json, parse_object
 from keymux.translate.schema import to_gemini_schema
@@ -43,11 +43,9 @@ def takes_url(url: str, mime: str) -> bool:
 # -- addressing ------------------------------------------------------------------------------------
 
 
-def url(api_base: str | None, model: str, stream: bool) -> str:
-    return wire.model_url(api_base, model, "streamGenerateContent" if stream else "generateContent", stream)
-
-
-headers = wire.auth_headers
+def address(dep: Addressed, stream: bool) -> tuple[str, dict[str, str]]:
+    method = "streamGenerateContent" if stream else "generateContent"
+    return wire.model_url(dep.api_base, dep.model, method, stream), wire.auth_headers(dep.api_key)
 
 
 def classify(status: int, response_headers: Mapping[str, str], raw: bytes, now: float) -> Verdict:

@@ -13,6 +13,7 @@ import orjson
 
 from keymux.errors import StreamBroken
 from keymux.providers import openai as wire
+from keymux.providers.base import Addressed
 from keymux.translate import pivot as p
 from keymux.translate._json import Json, get_dict, get_int
 from keymux.translate.media import data_uri, parse_data_uri
@@ -41,11 +42,8 @@ def takes_url(url: str, mime: str) -> bool:
 # -- addressing ------------------------------------------------------------------------------------
 
 
-def url(api_base: str | None, model: str, stream: bool) -> str:
-    return wire.chat_url(api_base)
-
-
-headers = wire.auth_headers
+def address(dep: Addressed, stream: bool) -> tuple[str, dict[str, str]]:
+    return wire.chat_address(dep)  # Azure's deployments too
 classify = wire.classify  # (status, headers, raw, now)
 
 
