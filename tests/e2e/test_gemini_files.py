@@ -4,7 +4,6 @@ would get 403)."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 
@@ -18,6 +17,7 @@ from keymux.emulator import EmuKey
 from keymux.fingerprint import fingerprint
 
 from .conftest import gemini_group
+from .rss import RssWatch
 
 KEYS = ["ka-1111111111", "kb-2222222222", "kc-3333333333"]
 MB = 1024 * 1024
@@ -84,14 +84,6 @@ async def test_an_upload_over_the_configured_limit_is_refused_in_googles_shape(m
     assert stack.gemini.count(endpoint="files.upload") == 0
 
 
-def _rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 async def test_a_100_mb_upload_is_streamed_through_not_held(make_stack) -> None:
     stack = await _stack(make_stack)
     size, piece = 100 * MB, b"\0" * (64 * 1024)
@@ -107,23 +99,15 @@ async def test_a_100_mb_upload_is_streamed_through_not_held(make_stack) -> None:
             for _ in range(size // len(piece)):
                 yield piece
 
-        base = peak = _rss()
-
-        async def sample() -> None:
-            nonlocal peak
-            while True:
-                peak = max(peak, _rss())
-                await asyncio.sleep(0.01)
-
-        sampler = asyncio.ensure_future(sample())
+        watch = RssWatch()
         async with http.post(url, data=body(), headers={"X-Goog-Upload-Command": "upload, finalize",
                                                         "X-Goog-Upload-Offset": "0",
                                                         "Content-Length": str(size)}) as resp:
             doc = orjson.loads(await resp.read())
             assert resp.headers["X-Goog-Upload-Status"] == "final"
-        sampler.cancel()
+        watch.stop()
     assert doc["file"]["sizeBytes"] == str(size)
-    assert peak - base < 20 * MB, f"RSS grew {(peak - base) / MB:.1f} MB while 100 MB passed through"
+    assert watch.grown < 20 * MB, f"RSS grew {(watch.grown) / MB:.1f} MB while 100 MB passed through"
 
 
 async def test_the_emulator_refuses_another_projects_file_as_google_does(make_stack) -> None:

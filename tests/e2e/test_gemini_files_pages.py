@@ -4,7 +4,6 @@ item once; keymux's page tokens are its own, and a bad one is a 400 in Google's 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 
@@ -18,7 +17,7 @@ from keymux.emulator import EmuKey
 from keymux.fingerprint import fingerprint
 
 from .conftest import gemini_group
-from .test_gemini_files import _rss
+from .rss import RssWatch
 
 KEYS = ["ka-1111111111", "kb-2222222222", "kc-3333333333"]
 MB = 1024 * 1024
@@ -54,15 +53,7 @@ async def test_a_download_is_streamed_through_not_held(make_stack) -> None:
     size = 60 * MB
     made = stack.gemini.files_api.add_generated("ka-1111111111", b"\1" * size, "video/mp4")
     await _get(stack, "/v1beta/files")
-    base = peak = _rss()
-
-    async def sample() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, _rss())
-            await asyncio.sleep(0.01)
-
-    sampler = asyncio.ensure_future(sample())
+    watch = RssWatch()
     got = 0
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{stack.base}/download/v1beta/{made['name']}:download", params={"alt": "media"},
@@ -70,9 +61,9 @@ async def test_a_download_is_streamed_through_not_held(make_stack) -> None:
             assert resp.status == 200 and resp.headers["Content-Type"] == "video/mp4"
             async for piece in resp.content.iter_chunked(256 * 1024):
                 got += len(piece)
-    sampler.cancel()
+    watch.stop()
     assert got == size
-    assert peak - base < 20 * MB, f"RSS grew {(peak - base) / MB:.1f} MB while {size // MB} MB passed through"
+    assert watch.grown < 20 * MB, f"RSS grew {(watch.grown) / MB:.1f} MB while {size // MB} MB passed through"
 
 
 async def test_an_uploaded_file_cannot_be_downloaded_and_google_says_so(make_stack) -> None:

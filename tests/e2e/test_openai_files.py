@@ -4,8 +4,6 @@ as `fileData`; on an OpenAI group the Files API passes through, pinned to the ke
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import openai
 import orjson
@@ -15,7 +13,7 @@ from keymux.emulator import EmuKey
 from keymux.fingerprint import fingerprint
 
 from .conftest import gemini_group
-from .test_gemini_files import _rss
+from .rss import RssWatch
 
 GEMINI = ["ka-1111111111", "kb-2222222222", "kc-3333333333"]
 OPENAI = ["sk-oa-1111111111", "sk-ob-2222222222"]
@@ -150,15 +148,7 @@ async def test_an_upload_is_streamed_through_not_held(make_stack) -> None:
         for _ in range(size // len(piece)):
             yield piece
 
-    base = peak = _rss()
-
-    async def sample() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, _rss())
-            await asyncio.sleep(0.01)
-
-    sampler = asyncio.ensure_future(sample())
+    watch = RssWatch()
     async with aiohttp.ClientSession() as http:
         with aiohttp.MultipartWriter("form-data") as form:
             form.append("user_data").set_content_disposition("form-data", name="purpose")
@@ -167,7 +157,7 @@ async def test_an_upload_is_streamed_through_not_held(make_stack) -> None:
         async with http.post(f"{stack.base}/v1/files", data=form,
                              headers={"authorization": "Bearer sk-master"}) as resp:
             made = orjson.loads(await resp.read())
-    sampler.cancel()
+    watch.stop()
     assert resp.status == 200 and made["bytes"] == size
     assert stack.gemini.files_api.largest_chunk < 4 * 1024 * 1024
-    assert peak - base < 20 * 1024 * 1024, f"RSS grew {(peak - base) / 2**20:.1f} MB while 64 MB passed through"
+    assert watch.grown < 20 * 1024 * 1024, f"RSS grew {(watch.grown) / 2**20:.1f} MB while 64 MB passed through"
