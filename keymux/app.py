@@ -88,7 +88,7 @@ class Gateway:
         self.clients = Registry(self.ledger, make_counters(config, self.clock), self.clock)
         self.clients.load_config(config.virtual_keys, self.clock.time())
         self.live.on_swap.append(self.clients.swapped)
-        self.gate = ClientGate(self.relay, self.clients, self.live, self.clock)
+        self.gate = ClientGate(self.relay, self.clients, self.clock)
         self.metrics.extra.append(budget_gauges(self.clients))
         # Told once per finished request: the access log line, then the ledger row and metrics, then the
         # gateway key's tokens and spend.

@@ -2,7 +2,7 @@
 a key is leased (a refused request spends no upstream quota), and what the request used is settled once
 its trace is finished.
 
-    ClientGate(inner, registry, live, clock)   a Handler (keymux/request.py)
+    ClientGate(inner, registry, clock)         a Handler (keymux/request.py)
     gate.settle                                 a pipeline observer: tokens and USD per finished request
 
 Requests of the master key (client "master") or of an open gateway (client "open") pass straight through.
@@ -19,24 +19,18 @@ from keymux.clients.model import GatewayClient
 from keymux.clients.refusals import ClientLimited
 from keymux.clients.registry import Registry
 from keymux.clock import Clock
-from keymux.config.schema import DeploymentConfig
 from keymux.errors import Forbidden, Unauthorized, Unavailable
-from keymux.live import Live, Snapshot
-from keymux.pricing import cost_of
 from keymux.request import Handler, Reply, Request, StreamReply, Trace
 
 log = logging.getLogger("keymux.clients")
 
 
 class ClientGate:
-    def __init__(self, inner: Handler, registry: Registry, live: Live, clock: Clock) -> None:
+    def __init__(self, inner: Handler, registry: Registry, clock: Clock) -> None:
         self.inner = inner
         self.registry = registry
-        self.live = live
         self.clock = clock
         self._held: dict[int, str] = {}  # id(trace) -> client name, while the request holds a slot
-        self._indexed: Snapshot | None = None
-        self._by_key: dict[tuple[str, str, str], DeploymentConfig] = {}
         self._alerted: dict[str, float] = {}  # client -> budget period start its soft-budget alert was for
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -92,12 +86,9 @@ class ClientGate:
     def settle(self, trace: Trace) -> None:
         if id(trace) not in self._held:
             return
-        cost = trace.cost  # what the ledger charged (its recorder is told first)
-        if cost is None:
-            cost = 0.0
-            if trace.key is not None and trace.usage is not None:  # not priced by the ledger: price it here
-                cfg = self._deployment(trace.request.group, trace.key, trace.upstream_model or "")
-                cost = cost_of(cfg, trace.upstream_model, trace.usage).cost
+        # What the ledger charged (its recorder is told first and prices every request; None: it failed, and
+        # logged why).
+        cost = trace.cost or 0.0
         self._free(trace, trace.usage.total if trace.usage else 0, cost)
 
     def _free(self, trace: Trace, tokens: int, cost: float) -> None:
@@ -138,17 +129,6 @@ class ClientGate:
         self._alerted[client.name] = period
         log.warning("gateway key '%s' passed its soft budget of $%.2f: $%.4f spent this period",
                     client.name, client.soft_budget, spent)
-
-    def _deployment(self, group: str, fingerprint: str, model: str) -> DeploymentConfig | None:
-        """The deployment that answered: one key may serve several groups at different prices."""
-        snapshot = self.live.snapshot
-        if snapshot is not self._indexed:
-            self._by_key = {(name, d.fingerprint, d.model): d.cfg for name, ds in snapshot.groups.items() for d in ds}
-            self._indexed = snapshot
-        found = self._by_key.get((group, fingerprint, model))
-        if found is None:  # a fallback group answered
-            found = next((c for (_, f, m), c in self._by_key.items() if f == fingerprint and m == model), None)
-        return found
 
     async def drain(self) -> None:
         """Wait for settlements still being written (tests, shutdown)."""

@@ -29,13 +29,15 @@ class Recorder:
         self.metrics = metrics
         self._indexed: Snapshot | None = None
         self._indexed_groups = 0
-        self._by_key: dict[tuple[str, str], DeploymentConfig] = {}
+        self._by_group: dict[tuple[str, str, str], DeploymentConfig] = {}  # (group, fingerprint, model)
+        self._by_key: dict[tuple[str, str], DeploymentConfig] = {}  # (fingerprint, model): a fallback group's
 
     def _index(self) -> Snapshot:
         snapshot = self.live.snapshot
         # A snapshot grows a group when a wildcard deployment serves a new model: index that too.
         if snapshot is not self._indexed or len(snapshot.groups) != self._indexed_groups:
-            self._by_key = {(d.fingerprint, d.model): d.cfg for ds in snapshot.groups.values() for d in ds}
+            self._by_group = {(g, d.fingerprint, d.model): d.cfg for g, ds in snapshot.groups.items() for d in ds}
+            self._by_key = {(fp, m): cfg for (_, fp, m), cfg in self._by_group.items()}
             self._indexed, self._indexed_groups = snapshot, len(snapshot.groups)
         return snapshot
 
@@ -47,10 +49,17 @@ class Recorder:
                     return d.model
         return next((m for f, m in self._by_key if f == fp), "")
 
+    def _deployment(self, trace: Trace) -> DeploymentConfig | None:
+        """The deployment that answered: one key may serve several groups at different prices; a fallback
+        group answered when the request's own group does not hold it."""
+        model = trace.upstream_model or ""
+        found = self._by_group.get((trace.request.group, trace.key or "", model))
+        return found if found is not None else self._by_key.get((trace.key or "", model))
+
     def __call__(self, trace: Trace) -> None:
         try:
             self._index()
-            cfg = self._by_key.get((trace.key, trace.upstream_model or "")) if trace.key else None
+            cfg = self._deployment(trace) if trace.key else None
             cost = cost_of(cfg, trace.upstream_model, trace.usage)
             trace.cost = cost.cost
             row = Row.from_trace(trace, cost)
