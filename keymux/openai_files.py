@@ -27,7 +27,7 @@ from keymux.errors import BadRequest, KeymuxError, NotFound, PayloadTooLarge, Up
 from keymux.exchange.gemini_resources import LIFETIMES
 from keymux.pool import Lease
 from keymux.providers import gemini, openai
-from keymux.providers.base import Outcome, Verdict
+from keymux.providers.base import OK, Outcome, Verdict
 from keymux.uploads import PIECE, Capped, Uploads
 
 RECORD = "openai-files/"
@@ -247,7 +247,7 @@ class OpenAIFiles:
         try:
             async with self.uploads.http().request(method, url, data=data, headers=headers) as resp:
                 if stream and resp.status == 200:
-                    await lease.release(Verdict(Outcome.OK))
+                    await lease.release(OK)
                     yield resp.status, resp.content.iter_chunked(PIECE)
                     return
                 body = scrub(await resp.read())

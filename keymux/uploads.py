@@ -26,7 +26,7 @@ from keymux.merged_lists import MergedLists
 from keymux.pool import Lease, Pool
 from keymux.pool.deployment import Deployment
 from keymux.providers import gemini
-from keymux.providers.base import Outcome, Verdict
+from keymux.providers.base import OK, Outcome, Verdict
 
 SESSION_TTL = 7 * 86400.0  # Google's resumable sessions last about a week
 _START_HEADERS = ("X-Goog-Upload-Protocol", "X-Goog-Upload-Command", "X-Goog-Upload-Header-Content-Length",
@@ -197,7 +197,7 @@ class Uploads:
                 yield Download(resp.status, headers, error, None)
             else:
                 yield Download(200, headers, b"", resp.content.iter_chunked(PIECE))
-                await lease.release(Verdict(Outcome.OK))
+                await lease.release(OK)
         finally:
             resp.release()
             await lease.release(Verdict(Outcome.CLIENT_ERROR, reason="download abandoned"))  # no-op once released

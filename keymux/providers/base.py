@@ -55,3 +55,6 @@ class Verdict:
     @property
     def retryable(self) -> bool:
         return self.outcome not in (Outcome.OK, Outcome.CLIENT_ERROR)
+
+
+OK = Verdict(Outcome.OK)  # frozen: one shared instance, not one built per answer

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from keymux.pacific import next_pacific_midnight
 from keymux.providers import gemini
-from keymux.providers.base import Outcome, Verdict
+from keymux.providers.base import OK, Outcome, Verdict
 from keymux.providers.durations import retry_in_message
 
 DEFAULT_LOCATION = "us-central1"  # LiteLLM's default when neither vertex_location nor VERTEXAI_LOCATION is set
@@ -52,7 +52,7 @@ def auth_headers(token: str) -> dict[str, str]:
 
 def classify(status: int, body: bytes, now: float) -> Verdict:
     if status < 300:
-        return Verdict(Outcome.OK)
+        return OK
     err = gemini.error_object(body)
     message = str(err.get("message", ""))
     if status == 429:
