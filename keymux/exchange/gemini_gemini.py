@@ -28,7 +28,7 @@ class _PassStream:
             self.complete = gemini.ends_stream(payload)
         # Parse only what we must look at: errors, and the usage in the last chunks.
         head = payload[:16]
-        if b"error" in head or b"usageMetadata" in payload:
+        if head.find(b"error") >= 0 or payload.find(b"usageMetadata") >= 0:
             chunk = codec.chunk(payload)
             if "usageMetadata" in chunk:
                 self.usage = codec.usage(chunk["usageMetadata"] or None)

@@ -29,7 +29,7 @@ class _PassStream:
             self.complete = openai.ends_stream(payload)
         if payload == b"[DONE]":
             self._done = True
-        elif b'"usage"' in payload or b'"error"' in payload[:16]:
+        elif payload.find(b'"usage"') >= 0 or payload.find(b'"error"', 0, 16) >= 0:
             chunk = orjson.loads(payload)
             if isinstance(chunk, dict):
                 if isinstance(chunk.get("error"), dict):

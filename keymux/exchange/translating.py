@@ -9,11 +9,11 @@ reused by every retry on another key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from keymux.config.schema import DeploymentConfig
-from keymux.providers import ANSWERED, ENDS_STREAM
+from keymux.providers import ANSWERED
 from keymux.providers.base import Verdict
 from keymux.translate import defaults
 from keymux.translate.codecs import ClientCodec, ProviderCodec, StreamDecoder, StreamEncoder
@@ -21,21 +21,21 @@ from keymux.translate.pivot import Usage
 
 
 class TranslatingStream:
-    __slots__ = ("_decoder", "_encoder", "_ends", "complete")
+    __slots__ = ("_decoder", "_encoder")
 
-    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, ends: Callable[[bytes], bool]) -> None:
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
         self._decoder = decoder
         self._encoder = encoder
-        self._ends = ends
-        self.complete = False
 
     @property
     def usage(self) -> Usage | None:
         return self._encoder.usage
 
+    @property
+    def complete(self) -> bool:
+        return self._decoder.ended
+
     def feed(self, payload: bytes) -> list[bytes]:
-        if not self.complete:
-            self.complete = self._ends(payload)
         delta = self._decoder.feed(payload)
         return self._encoder.feed(delta) if delta is not None else []
 
@@ -78,8 +78,7 @@ class TranslatingExchange:
 
     def stream(self) -> TranslatingStream:
         return TranslatingStream(self._codec.StreamDecoder(),
-                                 self._client.StreamEncoder(self._model, self._include_usage),
-                                 ENDS_STREAM[self._codec.name])
+                                 self._client.StreamEncoder(self._model, self._include_usage))
 
     def answered(self, raw: bytes) -> bool:
         return ANSWERED[self._codec.name](raw)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from keymux.providers.base import Outcome, Verdict
+from keymux.providers.base import OK, Outcome, Verdict
 from keymux.providers.durations import parse_retry_after
 
 DEFAULT_BASE = "https://api.anthropic.com"
@@ -44,7 +44,7 @@ def answered(raw: bytes) -> bool:
 
 
 def ends_stream(payload: bytes) -> bool:
-    return b'"message_stop"' in payload
+    return payload.find(b'"message_stop"') >= 0
 
 
 def error_object(body: bytes) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, now: float) -
             delay = _exhausted_reset(headers, now)
             if delay:
                 return Verdict(Outcome.OK, reason="no requests left in the upstream window", until=now + delay)
-        return Verdict(Outcome.OK)
+        return OK
     err = error_object(body)
     message = str(err.get("message", ""))
     kind = str(err.get("type", ""))

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from keymux.pacific import next_pacific_midnight
-from keymux.providers.base import Outcome, Verdict
+from keymux.providers.base import OK, Outcome, Verdict
 from keymux.providers.durations import parse_go_duration, retry_in_message
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"
@@ -40,12 +40,12 @@ def model_url(api_base: str | None, model: str, method: str, stream: bool = Fals
 
 def answered(raw: bytes) -> bool:
     """A generateContent answer holds candidates, or says why it has none (a blocked prompt)."""
-    return b'"candidates"' in raw or b'"promptFeedback"' in raw
+    return raw.find(b'"candidates"') >= 0 or raw.find(b'"promptFeedback"') >= 0
 
 
 def ends_stream(payload: bytes) -> bool:
     """The stream event that ends an answer: it carries the finish (or block) reason."""
-    return b'"finishReason"' in payload or b'"blockReason"' in payload
+    return payload.find(b'"finishReason"') >= 0 or payload.find(b'"blockReason"') >= 0
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,7 +80,7 @@ def _fmt_seconds(s: float) -> str:
 
 def classify(status: int, body: bytes, now: float) -> Verdict:
     if status < 300:
-        return Verdict(Outcome.OK)
+        return OK
     err = error_object(body)
     message = str(err.get("message", ""))
     if status in (402, 429) and "credits are depleted" in message:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from keymux.providers import azure
-from keymux.providers.base import Addressed, Outcome, Verdict
+from keymux.providers.base import OK, Addressed, Outcome, Verdict
 from keymux.providers.durations import parse_go_duration, parse_retry_after, retry_in_message
 
 DEFAULT_BASE = "https://api.openai.com/v1"
@@ -39,13 +39,13 @@ _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
 def answered(raw: bytes) -> bool:
     """A chat completion holds its choices."""
-    return b'"choices"' in raw
+    return raw.find(b'"choices"') >= 0
 
 
 def ends_stream(payload: bytes) -> bool:
     """The event that ends a chat stream: a choice's finish_reason (`[DONE]` alone ends nothing: an empty
     stream sends it too)."""
-    return b"finish_reason" in payload and _FINISHED.search(payload) is not None
+    return payload.find(b"finish_reason") >= 0 and _FINISHED.search(payload) is not None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -119,7 +119,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, now: float) -
             delay = parse_go_duration(headers.get("x-ratelimit-reset-requests", ""))
             if delay:
                 return Verdict(Outcome.OK, reason="no requests left in the upstream window", until=now + delay)
-        return Verdict(Outcome.OK)
+        return OK
     err = error_object(body) or _bare_error(body)
     message = str(err.get("message", ""))
     code = str(err.get("code") or err.get("type") or "")

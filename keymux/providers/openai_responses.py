@@ -18,7 +18,7 @@ def url(api_base: str | None) -> str:
 
 def answered(raw: bytes) -> bool:
     """A response object holds its output."""
-    return b'"output"' in raw and b'"object"' in raw
+    return raw.find(b'"output"') >= 0 and raw.find(b'"object"') >= 0
 
 
 def event_type(payload: bytes) -> bytes:

@@ -11,6 +11,10 @@ from keymux.translate import pivot as p
 
 
 class StreamDecoder(Protocol):
+    # The upstream sent the event that ends an answer: what keymux.providers.ENDS_STREAM says of the raw
+    # payloads, read from the decoded ones (no second scan of each payload; tests hold the two equal).
+    ended: bool
+
     def feed(self, payload: bytes) -> p.Delta | None: ...
 
     def finish(self) -> p.Delta | None: ...

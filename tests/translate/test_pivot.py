@@ -94,8 +94,7 @@ def test_an_openai_client_stream_from_gemini_split_at_every_byte() -> None:
 
     def make() -> TranslatingStream:
         return TranslatingStream(gemini_provider.StreamDecoder(), openai_chat.StreamEncoder(
-            opts["model"], opts["include_usage"], response_id=opts["response_id"], created=opts["created"]),
-            ENDS_STREAM["gemini"])
+            opts["model"], opts["include_usage"], response_id=opts["response_id"], created=opts["created"]))
 
     for events in _split_everywhere(raw, make):
         assert events == case["expected"] + [b"[DONE]"]
@@ -106,10 +105,39 @@ def test_a_gemini_client_stream_from_openai_split_at_every_byte() -> None:
     raw = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in case["input"]) + b"data: [DONE]\n\n"
 
     def make() -> TranslatingStream:
-        return TranslatingStream(openai_provider.StreamDecoder(), gemini_client.StreamEncoder(), ENDS_STREAM["openai"])
+        return TranslatingStream(openai_provider.StreamDecoder(), gemini_client.StreamEncoder())
 
     for events in _split_everywhere(raw, make):
         assert events == case["expected"]
+
+
+def _provider_streams() -> list[tuple[str, list[bytes]]]:
+    """Every recorded upstream stream of the fixtures, as its payloads, with the provider that sent it."""
+    out = []
+    for folder in ("stream_to_openai", "responses_stream_from_gemini"):
+        for path in sorted((FIXTURES / folder).glob("*.json")):
+            out.append(("gemini", [orjson.dumps(c) for c in load(path)["input"]]))
+    for path in sorted((FIXTURES / "stream_to_gemini").glob("*.json")):
+        out.append(("openai", [orjson.dumps(c) for c in load(path)["input"]] + [b"[DONE]"]))
+    for case in load(FIXTURES / "anthropic" / "stream_to_openai.json").values():
+        out.append(("anthropic", SSEDecoder().feed(case["sse"].encode())))
+    return out
+
+
+@pytest.mark.parametrize(("provider", "payloads"), _provider_streams())
+def test_a_decoder_says_a_stream_ended_where_the_providers_one_check_does(provider: str,
+                                                                           payloads: list[bytes]) -> None:
+    """The translating path reads the end of an answer from its decoder (no second scan of each payload);
+    the passthrough path from keymux.providers.ENDS_STREAM. Both must agree, payload by payload."""
+    decoder = PROVIDERS[provider].StreamDecoder()
+    seen_end = False
+    for payload in payloads:
+        try:
+            decoder.feed(payload)
+        except Exception:  # noqa: BLE001 - a broken stream's error event: the checks still agree up to it
+            break
+        seen_end = seen_end or ENDS_STREAM[provider](payload)
+        assert decoder.ended is seen_end, payload
 
 
 class _Dep:

@@ -211,12 +211,13 @@ class StreamDecoder:
     """Anthropic's events -> deltas: text and thinking as they come, a signature as an empty thinking part
     with it, a tool_use whole when its block stops, usage from message_start and message_delta."""
 
-    __slots__ = ("_usage", "_tool", "_json")
+    __slots__ = ("_usage", "_tool", "_json", "ended")
 
     def __init__(self) -> None:
         self._usage: Json = {}
         self._tool: Json | None = None
         self._json: list[str] = []
+        self.ended = False  # message_stop came (keymux.providers.anthropic.ends_stream)
 
     def feed(self, payload: bytes) -> p.Delta | None:
         event = orjson.loads(payload)
@@ -265,6 +266,8 @@ class StreamDecoder:
         if kind == "error":
             err = event.get("error") or {}
             raise StreamBroken(_ERROR_STATUS.get(str(err.get("type")), 500), str(err.get("message") or "upstream error"))
+        if kind == "message_stop":
+            self.ended = True
         return None  # ping, message_stop
 
     def finish(self) -> p.Delta | None:

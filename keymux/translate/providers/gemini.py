@@ -342,6 +342,17 @@ def chunk(payload: bytes) -> Json:
     return doc
 
 
+def _ends(doc: Json) -> bool:
+    """A finish reason on a candidate, or a block reason: keymux.providers.gemini.ends_stream, on the doc."""
+    candidates = doc.get("candidates")
+    if candidates.__class__ is list:
+        for cand in candidates:
+            if cand.__class__ is dict and "finishReason" in cand:
+                return True
+    feedback = doc.get("promptFeedback")
+    return feedback.__class__ is dict and "blockReason" in feedback
+
+
 def delta(doc: Json) -> p.Delta:
     candidates = doc.get("candidates")
     choices = []
@@ -355,15 +366,22 @@ def delta(doc: Json) -> p.Delta:
 
 
 class StreamDecoder:
-    """Gemini chunks are whole partial responses: each one decodes on its own."""
+    """Gemini chunks are whole partial responses: each one decodes on its own. The answer ends with the
+    chunk that carries a finish reason (or says the prompt was blocked)."""
 
-    __slots__ = ()
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended = False
 
     def feed(self, payload: bytes) -> p.Delta | None:
         doc = orjson.loads(payload)
         if doc.__class__ is not dict or "error" in doc:  # the hot path is one dict: check the rest in chunk()
             doc = chunk(payload)
-        return delta(doc)
+        out = delta(doc)
+        if not self.ended:
+            self.ended = _ends(doc)
+        return out
 
     def finish(self) -> p.Delta | None:
         return None

@@ -260,10 +260,11 @@ class StreamDecoder:
     """chat.completion.chunk payloads -> deltas. Tool-call fragments are gathered and come out whole
     with the chunk that finishes their choice (or at the end of a stream that never finished it)."""
 
-    __slots__ = ("_calls",)
+    __slots__ = ("_calls", "ended")
 
     def __init__(self) -> None:
         self._calls: dict[int, dict[int, list[Any]]] = {}  # choice -> tool index -> [id, name, arguments]
+        self.ended = False  # a choice's finish_reason came (keymux.providers.openai.ends_stream)
 
     def feed(self, payload: bytes) -> p.Delta | None:
         if payload == b"[DONE]":
@@ -287,6 +288,8 @@ class StreamDecoder:
                 delta = {k: v for k, v in delta.items() if k != "tool_calls"}
             parts = message_parts(delta)
             reason = choice.get("finish_reason")
+            if reason.__class__ is str:
+                self.ended = True
             normalised = finish(reason)
             if normalised is not None:
                 parts.extend(self._drain(index))
