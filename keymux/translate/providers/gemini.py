@@ -342,45 +342,46 @@ def chunk(payload: bytes) -> Json:
     return doc
 
 
-def _ends(doc: Json) -> bool:
-    """A finish reason on a candidate, or a block reason: keymux.providers.gemini.ends_stream, on the doc."""
-    candidates = doc.get("candidates")
-    if candidates.__class__ is list:
-        for cand in candidates:
-            if cand.__class__ is dict and "finishReason" in cand:
-                return True
-    feedback = doc.get("promptFeedback")
-    return feedback.__class__ is dict and "blockReason" in feedback
-
-
-def delta(doc: Json) -> p.Delta:
+def delta(doc: Json, counted: p.Usage | None = None) -> p.Delta:
+    """One chunk; `counted`: its usageMetadata already read (see StreamDecoder)."""
     candidates = doc.get("candidates")
     choices = []
     if isinstance(candidates, list):
         for pos, cand in enumerate(candidates):
             if isinstance(cand, dict):
                 choices.append(_choice(pos, cand))
-    metadata = doc.get("usageMetadata")
-    return p.Delta(choices, usage(metadata) if metadata is not None else None, None, None,
-                   None if candidates else _blocked(doc))
+    if counted is None:
+        metadata = doc.get("usageMetadata")
+        counted = usage(metadata) if metadata is not None else None
+    return p.Delta(choices, counted, None, None, None if candidates else _blocked(doc))
 
 
 class StreamDecoder:
     """Gemini chunks are whole partial responses: each one decodes on its own. The answer ends with the
     chunk that carries a finish reason (or says the prompt was blocked)."""
 
-    __slots__ = ("ended",)
+    __slots__ = ("ended", "_metadata", "_usage")
 
     def __init__(self) -> None:
         self.ended = False
+        self._metadata: Any = None
+        self._usage: p.Usage | None = None
 
     def feed(self, payload: bytes) -> p.Delta | None:
         doc = orjson.loads(payload)
         if doc.__class__ is not dict or "error" in doc:  # the hot path is one dict: check the rest in chunk()
             doc = chunk(payload)
-        out = delta(doc)
-        if not self.ended:
-            self.ended = _ends(doc)
+        # Gemini repeats the prompt's counts in every chunk until the last: the same metadata, read once.
+        metadata = doc.get("usageMetadata")
+        if metadata is not None and metadata != self._metadata:
+            self._metadata, self._usage = metadata, usage(metadata)
+        out = delta(doc, self._usage if metadata is not None else None)
+        if not self.ended:  # a finish reason on a candidate, or a blocked prompt (providers.gemini.ends_stream)
+            if out.blocked is not None:
+                self.ended = True
+            for choice in out.choices:
+                if choice.native_finish is not None:
+                    self.ended = True
         return out
 
     def finish(self) -> p.Delta | None:
