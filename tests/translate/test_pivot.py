@@ -11,7 +11,7 @@ import pytest
 from google.genai import types
 from openai.types.chat import ChatCompletion
 
-from keymux.exchange import make_exchange
+from keymux.exchange import StreamBroken, make_exchange
 from keymux.exchange.translating import TranslatingStream
 from keymux.providers import ENDS_STREAM
 from keymux.translate.clients import gemini as gemini_client
@@ -134,7 +134,7 @@ def test_a_decoder_says_a_stream_ended_where_the_providers_one_check_does(provid
     for payload in payloads:
         try:
             decoder.feed(payload)
-        except Exception:  # noqa: BLE001 - a broken stream's error event: the checks still agree up to it
+        except StreamBroken:  # a broken stream's error event: the checks agreed up to it
             break
         seen_end = seen_end or ENDS_STREAM[provider](payload)
         assert decoder.ended is seen_end, payload
