@@ -386,7 +386,7 @@ class Pool:
         d.in_flight -= 1
         ok = verdict.outcome is Outcome.OK
         await self.store.settle(lease.reservation, lease.reservation.tokens if tokens is None else tokens, now,
-                                succeeded=ok, limited=verdict.outcome in LIMITED)
+                                succeeded=ok, limited=not ok and verdict.outcome in LIMITED)
         if ok and verdict.until is None:  # the common answer: report()'s first lines, without its coroutine
             if self.egress.providers:
                 self.egress.success(d.cfg.provider, now)

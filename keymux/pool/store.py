@@ -15,6 +15,10 @@ from keymux.pool.deployment import Deployment
 
 
 class State(enum.Enum):
+    # Members are singletons: hashed by identity in C, not by Enum's Python-level hash of the name (~850
+    # instructions each time a member is a dict key or checked against a set, as on every request).
+    __hash__ = object.__hash__
+
     READY = "ready"
     COOLING = "cooling"  # per-minute quota, retry delay, backoff, too many failures
     EXHAUSTED = "exhausted"  # per-day quota: out until midnight Pacific

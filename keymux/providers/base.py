@@ -27,6 +27,10 @@ class Addressed(Protocol):
 
 
 class Outcome(enum.Enum):
+    # Members are singletons: hashed by identity in C, not by Enum's Python-level hash of the name (~850
+    # instructions each time a member is a dict key or checked against a set, as on every request).
+    __hash__ = object.__hash__
+
     OK = "ok"
     RATE_LIMITED = "rate_limited"  # per-minute quota / retry delay: park (bucket, model) until `until`
     DAILY_EXHAUSTED = "daily_exhausted"  # per-day quota: park (bucket, model) until Pacific midnight
