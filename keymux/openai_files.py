@@ -209,7 +209,7 @@ class OpenAIFiles:
     async def resolve(self, group: str, body: dict[str, Any], raw: bytes) -> tuple[bytes, tuple[str, ...]]:
         """Rewrite each `file_id` of a Gemini-kept file to its uri and MIME type (the codecs make `fileData` of
         it), in place; return the body to send and the resources it names (its keys' pins)."""
-        if b"file_id" not in raw:  # the common body names no file: one byte search
+        if raw.find(b"file_id") < 0:  # the common body names no file: one byte search
             return raw, ()
         resources: list[str] = []
         changed = False

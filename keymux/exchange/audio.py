@@ -43,7 +43,7 @@ class GeminiSpeech(WholeAnswer):
                 self._data)
 
     def answered(self, raw: bytes) -> bool:
-        return b'"inlineData"' in raw
+        return raw.find(b'"inlineData"') >= 0
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         pcm, rate, usage = A.speech_pcm(raw)

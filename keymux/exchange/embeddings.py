@@ -56,7 +56,7 @@ class OpenAIEmbeddings(WholeAnswer):
         return openai.endpoint_url(dep.api_base, "embeddings"), openai.auth_headers(dep.api_key), data
 
     def answered(self, raw: bytes) -> bool:
-        return b'"data"' in raw
+        return raw.find(b'"data"') >= 0
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         doc = orjson.loads(raw)

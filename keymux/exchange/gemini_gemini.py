@@ -62,7 +62,7 @@ class GeminiPassthrough:
 
     def response(self, raw: bytes) -> tuple[bytes, Usage | None]:
         usage = None
-        if b"usageMetadata" in raw:
+        if raw.find(b"usageMetadata") >= 0:
             doc = orjson.loads(raw)
             if isinstance(doc, list) and doc:
                 doc = doc[-1]

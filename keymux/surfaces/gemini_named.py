@@ -40,6 +40,6 @@ def generate_resources(body: dict[str, Any], raw: bytes) -> tuple[str, ...]:
     cached = body.get("cachedContent")
     if isinstance(cached, str) and cached:
         found.append(cached)
-    if b"/files/" in raw:  # the common body names no file: one byte search, no walk
+    if raw.find(b"/files/") >= 0:  # the common body names no file: one byte search, no walk
         found += _file_uris([body.get("contents"), body.get("systemInstruction")])
     return tuple(found)

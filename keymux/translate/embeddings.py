@@ -90,7 +90,7 @@ def encode_vector(values: list[float], encoding: str | None) -> list[float] | st
 
 
 def gemini_answered(raw: bytes) -> bool:
-    return b'"embeddings"' in raw
+    return raw.find(b'"embeddings"') >= 0
 
 
 def from_gemini(raw: bytes, body: dict[str, Any], model: str, tokens: int,

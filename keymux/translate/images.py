@@ -95,7 +95,7 @@ def request_for(model: str, body: dict[str, Any]) -> tuple[str, bytes]:
 
 
 def answered(raw: bytes) -> bool:
-    return b'"predictions"' in raw or b'"candidates"' in raw or b'"promptFeedback"' in raw
+    return raw.find(b'"predictions"') >= 0 or raw.find(b'"candidates"') >= 0 or raw.find(b'"promptFeedback"') >= 0
 
 
 def from_gemini(raw: bytes, prompt_tokens: int) -> tuple[bytes, Usage]:
