@@ -28,6 +28,10 @@ OPEN_RETRIES = 20  # about 10 s of waiting for a concurrent opener, in growing s
 # What SQLite (or binding a value for it) raises when a value is at fault, not the database: an integer
 # past 64 bits, text that cannot be encoded, a constraint.
 _VALUE_ERRORS = (OverflowError, UnicodeError, sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError)
+# Binding None looks for an adapter and, finding none, raises and drops two AttributeErrors (`__adapt__`,
+# `__conform__`): ~0.9 us per NULL column of every row. An adapter that maps None to itself (a C call)
+# binds the same NULL at a third of that.
+sqlite3.register_adapter(type(None), {None: None}.get)
 
 
 class SQLiteStore:
