@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 from keymux.config.schema import DeploymentConfig
 from keymux.exchange import Usage
@@ -163,8 +164,7 @@ IMAGE_PRICES: dict[tuple[str, str], float] = {
 _FREE_BY_DEFAULT = frozenset(("gemini",))
 
 
-@dataclass(frozen=True)
-class Cost:
+class Cost(NamedTuple):  # one per request: a tuple is cheaper to build than a frozen dataclass
     cost: float  # USD charged
     value: float  # USD at list price (equals cost unless free tier)
     free: bool
