@@ -19,7 +19,7 @@ from keymux.translate.clients import openai_chat
 from keymux.translate.providers import gemini as gemini_provider
 from keymux.translate.providers import openai as openai_provider
 from keymux.translate.registry import CLIENTS, PROVIDERS
-from keymux.translate.sse import SSEDecoder
+from keymux.translate.sse import DONE, SSEDecoder, sse_event
 
 from .compose import (
     request_to_gemini,
@@ -138,6 +138,41 @@ def test_a_decoder_says_a_stream_ended_where_the_providers_one_check_does(provid
             break
         seen_end = seen_end or ENDS_STREAM[provider](payload)
         assert decoder.ended is seen_end, payload
+
+
+@pytest.mark.parametrize("payloads", [payloads for provider, payloads in _provider_streams() if provider == "gemini"])
+def test_the_gemini_decoders_text_chunk_shortcut_reads_what_the_full_reading_does(payloads: list[bytes]) -> None:
+    decoder = gemini_provider.StreamDecoder()
+    for payload in payloads:
+        try:
+            expected = gemini_provider.delta(gemini_provider.chunk(payload))
+        except StreamBroken:
+            break
+        assert decoder.feed(payload) == expected
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize(("provider", "payloads"), _provider_streams())
+def test_the_chat_encoders_text_chunk_shortcut_sends_the_bytes_its_chunks_would(provider: str, payloads: list[bytes],
+                                                                               include_usage: bool) -> None:
+    """feed() frames a plain text chunk without building the chunk document; a stream through it must be
+    byte for byte the stream that chunks() describes, text chunks, first chunks and finishes alike."""
+    decoder = PROVIDERS[provider].StreamDecoder()
+    fast = openai_chat.StreamEncoder("m", include_usage, response_id="chatcmpl-1", created=1)
+    slow = openai_chat.StreamEncoder("m", include_usage, response_id="chatcmpl-1", created=1)
+    sent = 0
+    for payload in payloads:
+        try:
+            delta = decoder.feed(payload)
+        except StreamBroken:
+            break
+        if delta is None:
+            continue
+        events = fast.feed(delta)
+        assert events == [sse_event(orjson.dumps(c)) for c in slow.chunks(delta)]
+        sent += len(events)
+    assert sent > 0
+    assert fast.finish() == [sse_event(orjson.dumps(c)) for c in slow.final_chunks()] + [DONE]
 
 
 class _Dep:

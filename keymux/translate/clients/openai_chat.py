@@ -340,6 +340,9 @@ _NUMBERS: dict[str, tuple[str, bool, float | None]] = {  # OpenAI name: pivot at
 }
 
 
+_SHAPING = frozenset({"stop", "response_format", "modalities", "reasoning_effort", "service_tier"})
+
+
 def _generation(body: Json, req: p.Request) -> None:
     key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     req.max_tokens = _number(body, key, True, 1)
@@ -347,6 +350,8 @@ def _generation(body: Json, req: p.Request) -> None:
         spec = _NUMBERS.get(name)
         if spec is not None:
             setattr(req, spec[0], _number(body, name, spec[1], spec[2]))
+    if _SHAPING.isdisjoint(body):  # the common body: one check in C instead of five lookups
+        return
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
@@ -494,7 +499,7 @@ class StreamEncoder:
     choice has `delta.role`. A stream that ends without a finish reason gets no invented one."""
 
     __slots__ = ("_model", "_id", "_created", "_include_usage", "usage", "_started", "_finished", "_tools",
-                 "_images")
+                 "_images", "_frame")
 
     def __init__(self, model: str, include_usage: bool, *, response_id: str | None = None,
                  created: int | None = None) -> None:
@@ -507,9 +512,29 @@ class StreamEncoder:
         self._finished: set[int] = set()
         self._tools: dict[int, int] = {}  # choice -> tool calls emitted
         self._images: dict[int, int] = {}  # choice -> images emitted
+        self._frame: tuple[bytes, bytes] | None = None  # a text chunk's event around its choice (see _text)
 
     def feed(self, delta: p.Delta) -> list[bytes]:
+        choices = delta.choices
+        if len(choices) == 1:  # the common chunk: more text of a started choice, byte for byte what chunks() makes
+            choice = choices[0]
+            parts = choice.parts
+            if (choice.finish is None and len(parts) == 1 and parts[0].kind == p.TEXT and parts[0].text
+                    and choice.index in self._started and choice.index not in self._finished):
+                if delta.usage is not None:
+                    self.usage = delta.usage
+                return [self._text(choice.index, parts[0].text)]
         return [sse_event(orjson.dumps(c)) for c in self.chunks(delta)]
+
+    def _text(self, index: int, text: str) -> bytes:
+        """The event of a text chunk: the part every chunk repeats (id, object, created, model) encoded once
+        per stream, the choice per chunk."""
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = (orjson.dumps(self._base())[:-1] + b',"choices":[',
+                                   b'],"usage":null}' if self._include_usage else b"]}")
+        return sse_event(b"%s%s%s" % (frame[0], orjson.dumps({"index": index, "delta": {"content": text},
+                                                               "logprobs": None, "finish_reason": None}), frame[1]))
 
     def finish(self) -> list[bytes]:
         return [sse_event(orjson.dumps(c)) for c in self.final_chunks()] + [DONE]

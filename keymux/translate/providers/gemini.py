@@ -356,6 +356,25 @@ def delta(doc: Json, counted: p.Usage | None = None) -> p.Delta:
     return p.Delta(choices, counted, None, None, None if candidates else _blocked(doc))
 
 
+def _text_choice(cand: Any) -> p.Choice | None:
+    """A candidate that is one plain text part and no finish reason (most chunks of a stream), as _choice
+    reads it; None for anything else, which _choice reads in full."""
+    if cand.__class__ is not dict or "finishReason" in cand:
+        return None
+    content = cand.get("content")
+    items = content.get("parts") if content.__class__ is dict else None
+    if items.__class__ is not list or len(items) != 1:
+        return None
+    part = items[0]
+    if part.__class__ is not dict or len(part) != 1:  # a signature, a thought flag: not plain text
+        return None
+    text = part.get("text")
+    if text.__class__ is not str or not text:
+        return None
+    index = cand.get("index")
+    return p.Choice(index if isinstance(index, int) else 0, [p.Part(p.TEXT, text)], None, None)
+
+
 class StreamDecoder:
     """Gemini chunks are whole partial responses: each one decodes on its own. The answer ends with the
     chunk that carries a finish reason (or says the prompt was blocked)."""
@@ -375,7 +394,13 @@ class StreamDecoder:
         metadata = doc.get("usageMetadata")
         if metadata is not None and metadata != self._metadata:
             self._metadata, self._usage = metadata, usage(metadata)
-        out = delta(doc, self._usage if metadata is not None else None)
+        counted = self._usage if metadata is not None else None
+        candidates = doc.get("candidates")
+        if candidates.__class__ is list and len(candidates) == 1:
+            choice = _text_choice(candidates[0])
+            if choice is not None:  # one piece of text, no finish: the answer goes on
+                return p.Delta([choice], counted, None, None, None)
+        out = delta(doc, counted)
         if not self.ended:  # a finish reason on a candidate, or a blocked prompt (providers.gemini.ends_stream)
             if out.blocked is not None:
                 self.ended = True
