@@ -75,3 +75,17 @@ def test_no_serialisation(monkeypatch: pytest.MonkeyPatch) -> None:
             "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}}
     assert estimate_prompt_tokens(body) > 0
     assert estimate_gemini_prompt_tokens({"contents": [{"parts": [{"functionCall": {"name": "f", "args": {"a": 1}}}]}]}) > 0
+
+
+def test_a_responses_body_counts_its_text_and_images_but_not_ids_or_encrypted_reasoning() -> None:
+    from keymux.translate.clients.openai_responses import estimate_tokens
+
+    text = {"instructions": "abcd", "input": [{"role": "user", "content": [{"type": "input_text", "text": "efgh"}]}]}
+    assert estimate_tokens(text) == -(-len("abcd" "user" "efgh") // 4) + 4 + 3
+    assert estimate_tokens({"input": "abcdefgh"}) == 2 + 4 + 3
+    blob = "x" * 40_000
+    carried = {"input": [
+        {"type": "reasoning", "id": "rs_" + blob, "encrypted_content": blob, "summary": []},
+        {"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64," + blob}]},
+    ]}
+    assert estimate_tokens(carried) == 1 + 258 + 2 * 4 + 3  # "user" (1), one image, two items

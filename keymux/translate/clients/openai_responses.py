@@ -42,6 +42,7 @@ _HARMLESS = frozenset({
 _MAPPED = frozenset({"input", "instructions", "tools", "tool_choice", "text", "reasoning", "max_output_tokens",
                      "temperature", "top_p"})
 STATEFUL = ("previous_response_id", "conversation", "prompt")  # need responses kept server-side
+_REFUSED = frozenset((*STATEFUL, "background"))
 EFFORTS = {"none": "none", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
 DROP_HINT = "set litellm_settings.drop_params: true to drop it"
 _ROLES = ("user", "assistant", "system", "developer")
@@ -49,6 +50,8 @@ _ROLES = ("user", "assistant", "system", "developer")
 
 def stateless_refusal(body: Json) -> BadRequest | None:
     """The 400 for a request that needs a stored response, or None."""
+    if _REFUSED.isdisjoint(body):  # the common body: one check in C
+        return None
     for name in STATEFUL:
         if body.get(name) is not None:
             return BadRequest(f"'{name}' is not supported: keymux keeps no responses (it is stateless); send the "
@@ -334,6 +337,10 @@ def _generation(body: Json, req: p.Request) -> None:
     raise BadRequest("text.format.type must be 'text', 'json_object' or 'json_schema'", param="text.format.type")
 
 
+_MEDIA_ITEMS = ("input_image", "input_file")
+_UNCOUNTED = ("encrypted_content", "id", "type")
+
+
 def estimate_tokens(body: Any) -> int:
     """Like chat's estimate (keymux/translate/estimate.py): text characters / 4, per item, per image."""
     chars = media = count = 0
@@ -346,17 +353,23 @@ def estimate_tokens(body: Any) -> int:
     elif isinstance(items, list):
         todo: list[Any] = list(items)
         count = len(items)
-        while todo:
+        while todo:  # strings are counted where they are found, not pushed: most of a body's nodes are strings
             node = todo.pop()
-            if isinstance(node, str):
-                chars += len(node)
-            elif isinstance(node, dict):
-                if node.get("type") in ("input_image", "input_file"):
+            if node.__class__ is dict:
+                if node.get("type") in _MEDIA_ITEMS:
                     media += IMAGE_TOKENS
                     continue
-                todo.extend(v for k, v in node.items() if k not in ("encrypted_content", "id", "type"))
-            elif isinstance(node, list):
+                for k, v in node.items():
+                    if k in _UNCOUNTED:
+                        continue
+                    if v.__class__ is str:
+                        chars += len(v)
+                    else:
+                        todo.append(v)
+            elif node.__class__ is list:
                 todo.extend(node)
+            elif node.__class__ is str:
+                chars += len(node)
     tools = body.get("tools")
     if isinstance(tools, list):
         chars += len(orjson.dumps(tools))
