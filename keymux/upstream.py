@@ -295,10 +295,16 @@ class Response:
                     size = int(line.split(b";", 1)[0].strip(), 16)
                 except ValueError:
                     raise UpstreamError("malformed chunked answer: bad chunk size") from None
-                if size:
-                    self._chunk_left = size
-                else:
+                if not size:
                     self._in_trailers = True
+                elif pos + size + 2 <= end:  # the whole chunk is here (the common case): its data and CRLF at once
+                    stop = pos + size
+                    if buf[stop:stop + 2] != b"\r\n":
+                        raise UpstreamError("malformed chunked answer: chunk not followed by CRLF")
+                    out.append(bytes(buf[pos:stop]))
+                    pos = stop + 2
+                else:
+                    self._chunk_left = size
         del buf[:pos]
         self._conn.consumed()
         return b"".join(out)

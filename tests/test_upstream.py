@@ -261,6 +261,26 @@ async def test_chunked_framing_split_at_every_byte_still_decodes(client: Client)
         assert srv.connections == 1
 
 
+@pytest.mark.parametrize("split", [False, True])
+async def test_a_chunk_longer_than_its_size_line_says_is_an_upstream_error(client: Client, split: bool) -> None:
+    body = b"5\r\nhello!!\r\n0\r\n\r\n"  # 5 announced, 7 sent: the byte after the data is not CRLF
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for piece in ([body[i:i + 1] for i in range(len(body))] if split else [body]):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0)
+
+    async with Server(handler) as srv:
+        resp = await client.post(srv.url(), b"{}", {}, timeout=5, stream=True)
+        with pytest.raises(UpstreamError, match="chunk not followed by CRLF"):
+            async for _ in resp.iter_any():
+                pass
+        resp.release()
+
+
 async def test_a_malformed_length_is_an_upstream_error_and_a_bodiless_204_keeps_the_connection(client: Client) -> None:
     replies = iter([b"HTTP/1.1 204 No Content\r\n\r\n", answer(b"{}"),
                     b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n"])
