@@ -33,6 +33,10 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[bytes]:
         if not chunk:
             return []
+        if self._started and not self._buf and not self._data and not self._skip_lf:
+            payload = _one_event(chunk)
+            if payload is not None:  # how upstreams send most of a stream: one whole event per read
+                return [payload]
         buf = self._buf
         if self._skip_lf:
             self._skip_lf = False
@@ -89,6 +93,21 @@ class SSEDecoder:
                 value = value[1:]
         if field == b"data":
             self._data.append(value)
+
+
+def _one_event(chunk: bytes) -> bytes | None:
+    """The payload of a chunk that is exactly one single-line `data: ` event, or None (read line by line)."""
+    if chunk.__class__ is not bytes or not chunk.startswith(b"data: "):
+        return None
+    if chunk.endswith(b"\r\n\r\n"):
+        end = len(chunk) - 4
+    elif chunk.endswith(b"\n\n"):
+        end = len(chunk) - 2
+    else:
+        return None
+    if chunk.find(b"\n", 6, end) >= 0 or chunk.find(b"\r", 6, end) >= 0:  # more lines, or more events
+        return None
+    return chunk[6:end]
 
 
 DONE = b"data: [DONE]\n\n"  # OpenAI's end-of-stream event

@@ -43,6 +43,14 @@ def test_framing_at_every_split(raw: bytes, expected: list[bytes]) -> None:
         assert feed_all(pieces) == expected, pieces
 
 
+@pytest.mark.parametrize("raw,expected", [(r, e) for n, r, e in CASES if n != "byte order mark"],
+                         ids=[n for n, _, _ in CASES if n != "byte order mark"])
+def test_a_whole_chunk_after_a_whole_event_reads_the_same(raw: bytes, expected: list[bytes]) -> None:
+    """Mid-stream, a chunk that is one whole `data: ` event takes a shortcut; every other chunk must not."""
+    for first in (b"data: w\n\n", b"data: w\r\n\r\n"):
+        assert feed_all([first, raw]) == [b"w", *expected]
+
+
 def test_crlf_split_across_chunks_is_one_line_end() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\r") == []
