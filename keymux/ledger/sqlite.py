@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from typing import Any, TypeVar
 
 from keymux.ledger import sql
@@ -146,5 +147,5 @@ def _insert(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows
     while start < len(rows):
         size = 1 << (min(largest, len(rows) - start).bit_length() - 1)
         part = rows[start:start + size]
-        conn.execute(sql.insert_rows(table, columns, size), [v for row in part for v in row])
+        conn.execute(sql.insert_rows(table, columns, size), list(chain.from_iterable(part)))  # flattened in C
         start += size
