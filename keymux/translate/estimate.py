@@ -41,7 +41,11 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
             continue
         count += 1
         content = msg.get("content")
-        if isinstance(content, str):
+        if content.__class__ is str:
+            chars += len(content)
+            if len(msg) == 2:  # {"role", "content"}: the common message has nothing else to count
+                continue
+        elif isinstance(content, str):
             chars += len(content)
         elif isinstance(content, list):
             for part in content:
