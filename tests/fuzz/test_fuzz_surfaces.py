@@ -123,7 +123,10 @@ def test_deeply_nested_json_schemas_are_a_400(threaded_stack: ThreadedStack) -> 
     for depth in (130, 500):
         schema = _nested(depth)
         msgs = b'"model":"chat","messages":[{"role":"user","content":"hi"}]'
+        long = b'"model":"chat","messages":[{"role":"user","content":"' + b"x" * 70_000 + b'"}]'  # a large body
         bodies = [b'{' + msgs + b',"tools":[{"type":"function","function":{"name":"f","parameters":' + schema
+                  + b'}}]}',
+                  b'{' + long + b',"tools":[{"type":"function","function":{"name":"f","parameters":' + schema
                   + b'}}]}',
                   b'{' + msgs + b',"response_format":{"type":"json_schema","json_schema":{"name":"s","schema":'
                   + schema + b'}}}']
