@@ -15,7 +15,7 @@ from keymux.exchange import StreamBroken, make_exchange
 from keymux.exchange.translating import TranslatingStream
 from keymux.providers import ENDS_STREAM
 from keymux.translate.clients import gemini as gemini_client
-from keymux.translate.clients import openai_chat
+from keymux.translate.clients import openai_chat, openai_responses_stream
 from keymux.translate.providers import gemini as gemini_provider
 from keymux.translate.providers import openai as openai_provider
 from keymux.translate.registry import CLIENTS, PROVIDERS
@@ -173,6 +173,26 @@ def test_the_chat_encoders_text_chunk_shortcut_sends_the_bytes_its_chunks_would(
         sent += len(events)
     assert sent > 0
     assert fast.finish() == [sse_event(orjson.dumps(c)) for c in slow.final_chunks()] + [DONE]
+
+
+@pytest.mark.parametrize(("provider", "payloads"), _provider_streams())
+def test_the_responses_encoders_text_delta_shortcut_sends_the_bytes_its_events_would(provider: str,
+                                                                                   payloads: list[bytes]) -> None:
+    decoder = PROVIDERS[provider].StreamDecoder()
+    fast = openai_responses_stream.StreamEncoder("m", response_id="resp_1", created=1)
+    slow = openai_responses_stream.StreamEncoder("m", response_id="resp_1", created=1)
+
+    def frame(event: dict[str, Any]) -> bytes:
+        return sse_event(orjson.dumps(event), event=event["type"].encode())
+
+    for payload in payloads:
+        try:
+            delta = decoder.feed(payload)
+        except StreamBroken:
+            break
+        if delta is not None:
+            assert fast.feed(delta) == [frame(e) for e in slow.events(delta)]
+    assert fast.finish() == [frame(e) for e in slow.final_events()]
 
 
 class _Dep:

@@ -72,6 +72,22 @@ class StreamEncoder:
     # -- the StreamEncoder protocol: SSE bytes ------------------------------------------------------
 
     def feed(self, delta: p.Delta) -> list[bytes]:
+        choices = delta.choices
+        current = self._open
+        if len(choices) == 1 and current is not None and current.kind == "message" and not delta.blocked:
+            choice = choices[0]
+            parts = choice.parts
+            if (choice.index == 0 and choice.finish is None and len(parts) == 1 and parts[0].kind == p.TEXT
+                    and parts[0].text):  # more text of the open message: its one delta event, as events() makes it
+                if delta.usage is not None:
+                    self.usage = delta.usage
+                text = parts[0].text
+                current.text += text
+                seq = self._seq
+                self._seq = seq + 1
+                return [sse_event(orjson.dumps({"type": _TEXT_DELTA, "sequence_number": seq, "item_id": current.id,
+                                                "output_index": current.index, "content_index": 0, "delta": text,
+                                                "logprobs": []}), event=_TEXT_DELTA_NAME)]
         return [_frame(e) for e in self.events(delta)]
 
     def finish(self) -> list[bytes]:
@@ -207,6 +223,10 @@ class StreamEncoder:
         event = {"type": kind, "sequence_number": self._seq, **fields}
         self._seq += 1
         return event
+
+
+_TEXT_DELTA = "response.output_text.delta"
+_TEXT_DELTA_NAME = _TEXT_DELTA.encode()
 
 
 def _frame(event: Json) -> bytes:
