@@ -50,12 +50,15 @@ class SlidingWindow:
         return len(self._entries)
 
     def total(self, now: float) -> float:
-        self._prune(now)
+        entries = self._entries
+        if entries and entries[0][0] <= now - self.span:  # checked here: most calls have nothing to expire
+            self._prune(now)
         return self._total
 
     def add(self, now: float, amount: float) -> list[float]:
-        self._prune(now)
         entries = self._entries
+        if entries and entries[0][0] <= now - self.span:
+            self._prune(now)
         self._total += amount
         if len(entries) >= COALESCE_AFTER and now - entries[-1][0] < COALESCE_SPAN:
             last = entries[-1]
@@ -75,7 +78,9 @@ class SlidingWindow:
 
     def free_at(self, now: float, need: float, limit: float) -> float:
         """Earliest time >= now at which `need` more fits under `limit` (inf if it never can)."""
-        self._prune(now)
+        entries = self._entries
+        if entries and entries[0][0] <= now - self.span:
+            self._prune(now)
         if self._total + need <= limit:
             return now
         if need > limit:
