@@ -41,12 +41,10 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
             continue
         count += 1
         content = msg.get("content")
-        if content.__class__ is str:
+        if isinstance(content, str):
             chars += len(content)
             if len(msg) == 2:  # {"role", "content"}: the common message has nothing else to count
                 continue
-        elif isinstance(content, str):
-            chars += len(content)
         elif isinstance(content, list):
             for part in content:
                 if isinstance(part, str):
